@@ -1,0 +1,38 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { DomainError, type DomainErrorKind } from "../errors/domain-error.js";
+
+const CODES: Record<DomainErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  failed_precondition: Code.FailedPrecondition,
+  permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+export type ErrorLogger = (message: string, err: unknown) => void;
+
+/**
+ * The one place that turns failures into RPC errors. Domain errors keep their
+ * message; transport errors pass through; anything else is logged with detail
+ * and sent as a bare INTERNAL, never with a stack or a path.
+ */
+export function toConnectError(err: unknown, log: ErrorLogger): ConnectError {
+  if (err instanceof DomainError) return new ConnectError(err.message, CODES[err.kind]);
+  if (err instanceof ConnectError) {
+    if (err.code === Code.ResourceExhausted && err.rawMessage.includes("readMaxBytes")) {
+      return new ConnectError(
+        `${err.rawMessage.replace("configured readMaxBytes", "limit")} (limits.max_message_bytes)`,
+        Code.ResourceExhausted,
+      );
+    }
+    return err;
+  }
+  if (isStorageFull(err)) return new ConnectError("the leader's disk is full; retry later", Code.ResourceExhausted);
+  log("internal error", err);
+  return new ConnectError("internal error", Code.Internal);
+}
+
+function isStorageFull(err: unknown): boolean {
+  return err instanceof Error && /No space left on device|ENOSPC/i.test(err.message);
+}

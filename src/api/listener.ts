@@ -1,0 +1,73 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+export type RequestHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+export interface Listener {
+  /** `host:port` actually bound (port 0 resolved). */
+  address: string;
+  port: number;
+  /** Stops accepting connections and asks open ones to finish their streams and close. */
+  stopAccepting(): void;
+  /** Closes every connection still open. */
+  closeAll(): void;
+}
+
+// The HTTP/2 connection preface every h2c client sends first ("PRI * HTTP/2.0").
+const H2_PREFACE_START = "PRI";
+
+/**
+ * One cleartext port for both HTTP/2 (gRPC, Connect) and HTTP/1.1 (Connect and
+ * gRPC-Web from browsers): Node cannot negotiate the two without TLS, so the
+ * first bytes of each connection decide which server takes it.
+ */
+export function listen(handler: RequestHandler, host: string, port: number): Promise<Listener> {
+  const h1 = http.createServer(handler as http.RequestListener);
+  h1.keepAliveTimeout = 65_000;
+  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+
+  const tcp = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    socket.once("data", (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      const target = chunk.toString("latin1", 0, 3) === H2_PREFACE_START ? h2 : h1;
+      target.emit("connection", socket);
+      process.nextTick(() => socket.resume());
+    });
+  });
+
+  return new Promise((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(port, host, () => {
+      tcp.off("error", reject);
+      const bound = tcp.address() as net.AddressInfo;
+      const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+      resolve({
+        address: `${shownHost}:${bound.port}`,
+        port: bound.port,
+        stopAccepting: () => {
+          tcp.close();
+          for (const session of sessions) session.close();
+          h1.closeIdleConnections();
+        },
+        closeAll: () => {
+          for (const session of sessions) session.destroy();
+          for (const socket of sockets) socket.destroy();
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,172 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  CompleteRunResponseSchema,
+  GetRunResponseSchema,
+  ListRunsResponseSchema,
+  type LogService,
+  OpenTaskResponseSchema,
+  ReadResponseSchema,
+  TailResponseSchema,
+  TaskState,
+} from "../../gen/joblog/v1/log_pb.js";
+import type { LimitsConfig } from "../config/config-schema.js";
+import { invalidArgument } from "../errors/domain-error.js";
+import { type IdField, identifierProblem } from "../ids/identifiers.js";
+import type { CommitQueue } from "../ingest/commit-queue.js";
+import type { LogReader } from "../read/log-reader.js";
+import type { RunDirectory } from "../runs/run-directory.js";
+import type { MetaStore } from "../store/meta-store.js";
+import type { TailHub } from "../tail/tail-hub.js";
+import { tailLog } from "../tail/tail-stream.js";
+import { type ErrorLogger, toConnectError } from "./error-mapping.js";
+import { resultFromProto, runStateFromProto, runToProto, taskToProto } from "./proto-mapping.js";
+import { handlePush, taskRefInput } from "./push-handler.js";
+
+export interface LogServiceDeps {
+  directory: RunDirectory;
+  queue: CommitQueue;
+  reader: LogReader;
+  hub: TailHub;
+  meta: MetaStore;
+  limits: LimitsConfig;
+  /** Aborted when the leader begins to shut down. */
+  shutdown: AbortSignal;
+  log: ErrorLogger;
+  /** Counts Push streams in progress, so shutdown can wait for their in-flight batches. */
+  pushes: { enter(): void; leave(): void };
+}
+
+const DEFAULT_PAGE_SIZE = 50;
+
+function requireId(field: IdField, value: string): string {
+  const problem = identifierProblem(field, value);
+  if (problem) throw invalidArgument(problem);
+  return value;
+}
+
+function offsetOf(value: bigint): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument("offset is too large");
+  return Number(value);
+}
+
+function encodePageToken(key: Buffer): string {
+  return key.toString("base64url");
+}
+
+function decodePageToken(token: string): Buffer | undefined {
+  if (token === "") return undefined;
+  const key = Buffer.from(token, "base64url");
+  if (key.length === 0 || key.toString("base64url") !== token) throw invalidArgument("page_token is not a token this leader issued");
+  return key;
+}
+
+/** The LogService implementation: validation at the edge, errors mapped in one place. */
+export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogService> {
+  const fail = (err: unknown) => toConnectError(err, deps.log);
+  const unary =
+    <I, O>(fn: (req: I, ctx: HandlerContext) => Promise<O>) =>
+    async (req: I, ctx: HandlerContext): Promise<O> => {
+      try {
+        return await fn(req, ctx);
+      } catch (err) {
+        throw fail(err);
+      }
+    };
+
+  return {
+    openTask: unary(async (req) => {
+      const opened = await deps.directory.openTask(taskRefInput(req.task));
+      return create(OpenTaskResponseSchema, {
+        durableSeq: BigInt(opened.progress.durableSeq),
+        length: BigInt(opened.progress.length),
+        state: opened.progress.completed ? TaskState.COMPLETED : TaskState.RUNNING,
+      });
+    }),
+
+    async push(requests, ctx) {
+      deps.pushes.enter();
+      try {
+        return await handlePush(deps, requests, ctx);
+      } catch (err) {
+        throw fail(err);
+      } finally {
+        deps.pushes.leave();
+      }
+    },
+
+    async *tail(req, ctx) {
+      try {
+        const run = requireId("run_id", req.runId);
+        const task = requireId("task", req.task);
+        const chunks = tailLog(deps.reader, deps.hub, {
+          run,
+          task,
+          offset: offsetOf(req.offset),
+          maxBytes: deps.limits.read_max_bytes,
+          signal: ctx.signal,
+          shutdown: deps.shutdown,
+        });
+        for await (const chunk of chunks) {
+          yield create(TailResponseSchema, {
+            offset: BigInt(chunk.offset),
+            data: chunk.data,
+            nextOffset: BigInt(chunk.nextOffset),
+            complete: chunk.complete,
+          });
+        }
+      } catch (err) {
+        throw fail(err);
+      }
+    },
+
+    read: unary(async (req) => {
+      const run = requireId("run_id", req.runId);
+      const task = requireId("task", req.task);
+      const limit = deps.limits.read_max_bytes;
+      const maxBytes = req.maxBytes === 0 ? limit : Math.min(req.maxBytes, limit);
+      const r = await deps.reader.read(run, task, offsetOf(req.offset), maxBytes);
+      return create(ReadResponseSchema, {
+        offset: BigInt(r.offset),
+        data: r.data,
+        nextOffset: BigInt(r.nextOffset),
+        length: BigInt(r.length),
+        complete: r.complete,
+      });
+    }),
+
+    listRuns: unary(async (req) => {
+      const workspace = req.workspace === "" ? undefined : requireId("workspace", req.workspace);
+      const workflow = req.workflow === "" ? undefined : requireId("workflow", req.workflow);
+      const state = runStateFromProto(req.state);
+      const pageSize = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, deps.limits.max_page_size);
+      const page = await deps.meta.listRuns(
+        { ...(workspace && { workspace }), ...(workflow && { workflow }), ...(state && { state }) },
+        pageSize,
+        decodePageToken(req.pageToken),
+      );
+      return create(ListRunsResponseSchema, {
+        runs: page.runs.map(runToProto),
+        nextPageToken: page.nextKey ? encodePageToken(page.nextKey) : "",
+      });
+    }),
+
+    getRun: unary(async (req) => {
+      const view = await deps.directory.getRun(requireId("run_id", req.runId));
+      return create(GetRunResponseSchema, {
+        run: runToProto(view.run),
+        tasks: view.tasks.map(taskToProto),
+        runLog: taskToProto(view.runLog),
+        serverEvents: taskToProto(view.serverEvents),
+      });
+    }),
+
+    completeRun: unary(async (req) => {
+      const run = requireId("run_id", req.runId);
+      const result = resultFromProto(req.result);
+      if (!result) throw invalidArgument("result must be RESULT_SUCCEEDED or RESULT_FAILED");
+      const record = await deps.directory.completeRun(run, result, "completed by the driver");
+      return create(CompleteRunResponseSchema, { run: runToProto(record) });
+    }),
+  };
+}

@@ -1,0 +1,150 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext } from "@connectrpc/connect";
+import { type PushRequest, type PushResponse, PushResponseSchema, type TaskRef } from "../../gen/joblog/v1/log_pb.js";
+import type { LimitsConfig } from "../config/config-schema.js";
+import { DomainError, invalidArgument, resourceExhausted, unavailable } from "../errors/domain-error.js";
+import { identifierProblem } from "../ids/identifiers.js";
+import type { CommitQueue } from "../ingest/commit-queue.js";
+import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
+import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
+import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
+import { resultFromProto, streamFromProto } from "./proto-mapping.js";
+
+export interface PushDeps {
+  directory: RunDirectory;
+  queue: CommitQueue;
+  limits: LimitsConfig;
+  shutdown: AbortSignal;
+}
+
+// Batches of one stream committed ahead of their acknowledgement: enough to keep
+// the commit queue busy while the next message is decoded, few enough to bound memory.
+const MAX_INFLIGHT_BATCHES = 4;
+
+/** Validates a TaskRef at the edge; INVALID_ARGUMENT names the field. */
+export function taskRefInput(ref: TaskRef | undefined): TaskRefInput {
+  if (!ref) throw invalidArgument("task is required");
+  const checks: Array<[Parameters<typeof identifierProblem>[0], string, boolean]> = [
+    ["run_id", ref.runId, true],
+    ["task", ref.task, true],
+    ["workspace", ref.workspace, false],
+    ["workflow", ref.workflow, false],
+  ];
+  for (const [field, value, required] of checks) {
+    if (!required && value === "") continue;
+    const problem = identifierProblem(field, value);
+    if (problem) throw invalidArgument(`task.${problem}`);
+  }
+  return { runId: ref.runId, task: ref.task, workspace: ref.workspace, workflow: ref.workflow };
+}
+
+/**
+ * One Push stream: opens the task on the first message, then commits batches in
+ * order, pipelined a few deep, and completes the task when asked. What was
+ * acknowledged stays; a refused batch leaves the log as it was and is recorded
+ * as a server event of the run, as is a stream that breaks mid-way.
+ */
+export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushRequest>, ctx: HandlerContext): Promise<PushResponse> {
+  let opened: OpenedTask | undefined;
+  let progress: LogProgress = { durableSeq: 0, length: 0, completed: false };
+  const inflight: Array<Promise<LogProgress>> = [];
+  const settle = async () => {
+    while (inflight.length > 0) progress = await (inflight.shift() as Promise<LogProgress>);
+  };
+  let receiving = true;
+  try {
+    const iterator = requests[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await iterator.next();
+      receiving = false;
+      if (next.done) break;
+      const req = next.value;
+      if (req.task) {
+        const ref = taskRefInput(req.task);
+        if (!opened) {
+          opened = await deps.directory.openTask(ref);
+          progress = opened.progress;
+        } else if (ref.runId !== opened.run.runId || ref.task !== opened.task) {
+          throw invalidArgument("task must name the same task in every message of a Push stream");
+        }
+      }
+      if (!opened) throw invalidArgument("task is required in the first message of a Push stream");
+      if (req.batch && req.batch.lines.length > 0) {
+        const batch = prepareBatch(req, opened, deps.limits);
+        const key = opened.key;
+        const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded));
+        committed.catch(() => undefined); // awaited in order below; this only silences the early rejection
+        inflight.push(committed);
+        deps.directory.touch(opened.run.runId);
+        if (inflight.length > MAX_INFLIGHT_BATCHES) progress = await (inflight.shift() as Promise<LogProgress>);
+      }
+      if (req.complete) {
+        await settle();
+        const result = resultFromProto(req.complete.result);
+        if (!result) throw invalidArgument("complete.result must be RESULT_SUCCEEDED or RESULT_FAILED");
+        progress = await deps.directory.completeTask(opened.run.runId, opened.task, {
+          result,
+          exitCode: req.complete.exitCode,
+          signal: req.complete.signal,
+        });
+      }
+      if (deps.shutdown.aborted) {
+        await settle();
+        throw unavailable(`the leader is shutting down; lines up to seq ${progress.durableSeq} are stored, resend the rest`);
+      }
+      receiving = true;
+    }
+    await settle();
+    return create(PushResponseSchema, {
+      durableSeq: BigInt(progress.durableSeq),
+      length: BigInt(progress.length),
+      completed: progress.completed,
+    });
+  } catch (err) {
+    // Whatever was committed stays committed; let the pipeline finish before reporting.
+    await Promise.allSettled(inflight);
+    if (opened) await recordFailure(deps.directory, opened, err, receiving, ctx.signal.aborted);
+    throw err;
+  }
+}
+
+interface PreparedBatch {
+  firstSeq: number;
+  encoded: ReturnType<typeof encodeLines>;
+}
+
+function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig): PreparedBatch {
+  const batch = req.batch;
+  if (!batch) throw invalidArgument("batch is required");
+  if (batch.lines.length > limits.max_lines_per_batch) {
+    throw resourceExhausted(
+      `batch holds ${batch.lines.length} lines; the limit is ${limits.max_lines_per_batch} (limits.max_lines_per_batch)`,
+    );
+  }
+  if (batch.firstSeq < 1n) throw invalidArgument("batch.first_seq must be 1 or more");
+  if (batch.firstSeq > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument("batch.first_seq is too large");
+  const base = batch.baseTsUnixMs > 0n ? Number(batch.baseTsUnixMs) : Date.now();
+  const lines: RawLine[] = new Array(batch.lines.length);
+  for (let i = 0; i < batch.lines.length; i++) {
+    const l = batch.lines[i] as (typeof batch.lines)[number];
+    lines[i] = { text: l.text, stream: streamFromProto(l.stream), tsMs: base + l.tsOffsetMs };
+  }
+  return { firstSeq: Number(batch.firstSeq), encoded: encodeLines(opened.task, lines, limits.max_line_bytes) };
+}
+
+async function recordFailure(
+  directory: RunDirectory,
+  opened: OpenedTask,
+  err: unknown,
+  receiving: boolean,
+  cancelled: boolean,
+): Promise<void> {
+  const task = opened.task;
+  const reason = err instanceof Error ? err.message : String(err);
+  let line: string;
+  if (err instanceof DomainError && err.kind === "unavailable") return; // shutdown: the worker resends, nothing is wrong
+  if (err instanceof DomainError) line = `rejected a Push batch for task ${task}: ${reason}`;
+  else if (receiving || cancelled) line = `Push stream for task ${task} broke before it ended: ${reason}`;
+  else line = `Push for task ${task} failed: ${reason}`;
+  await directory.serverEvent(opened.run.runId, line);
+}

@@ -1,0 +1,191 @@
+import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import {
+  CompleteRunRequestSchema,
+  CompleteRunResponseSchema,
+  GetRunRequestSchema,
+  GetRunResponseSchema,
+  ListRunsRequestSchema,
+  ListRunsResponseSchema,
+  LogService,
+  OpenTaskRequestSchema,
+  OpenTaskResponseSchema,
+  type PushRequest,
+  PushRequestSchema,
+  type PushResponse,
+  PushResponseSchema,
+  ReadRequestSchema,
+  ReadResponseSchema,
+  TailRequestSchema,
+  type TailResponse,
+  TailResponseSchema,
+} from "../../gen/joblog/v1/log_pb.js";
+import { parseLeaderUrl } from "./leader-url.js";
+
+export interface LeaderClientOptions {
+  /** Largest message sent or received; match the leader's `limits.max_message_bytes`. */
+  maxMessageBytes?: number;
+  /** Deadline of unary calls. */
+  unaryTimeoutMs?: number;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/** A client-streaming Push call with Node-stream backpressure. */
+export interface PushCall {
+  /** Sends one message; false when the transport buffer is full (await `drained()`). */
+  write(message: MessageInitShape<typeof PushRequestSchema>): boolean;
+  drained(): Promise<void>;
+  /** Half-closes the stream and resolves with the leader's response. */
+  end(): Promise<PushResponse>;
+  /** Cancels the call; the promise of `end()` rejects with CANCELLED. */
+  cancel(): void;
+}
+
+const path = (method: keyof typeof LogService.method) => `/${LogService.typeName}/${LogService.method[method].name}`;
+
+function serializer<D extends DescMessage>(schema: D) {
+  return (message: MessageShape<D>) => Buffer.from(toBinary(schema, message));
+}
+
+function deserializer<D extends DescMessage>(schema: D) {
+  return (bytes: Buffer) => fromBinary(schema, bytes);
+}
+
+/**
+ * A typed @grpc/grpc-js client for every LogService method: promises for unary
+ * calls, async iterables for Tail, a writable for Push. Used by the worker and
+ * the CLI.
+ */
+export class LeaderClient {
+  private readonly client: grpc.Client;
+  private readonly unaryTimeoutMs: number;
+
+  constructor(leader: string, options: LeaderClientOptions = {}) {
+    const address = parseLeaderUrl(leader);
+    const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
+    this.unaryTimeoutMs = options.unaryTimeoutMs ?? 30_000;
+    this.client = new grpc.Client(address.target, address.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
+      "grpc.max_send_message_length": maxBytes,
+      "grpc.max_receive_message_length": maxBytes,
+      // Detects a dead leader on an idle connection without waiting for TCP timeouts.
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+    });
+  }
+
+  openTask(request: MessageInitShape<typeof OpenTaskRequestSchema>, options?: CallOptions) {
+    return this.unary("openTask", OpenTaskRequestSchema, OpenTaskResponseSchema, request, options);
+  }
+
+  read(request: MessageInitShape<typeof ReadRequestSchema>, options?: CallOptions) {
+    return this.unary("read", ReadRequestSchema, ReadResponseSchema, request, options);
+  }
+
+  listRuns(request: MessageInitShape<typeof ListRunsRequestSchema>, options?: CallOptions) {
+    return this.unary("listRuns", ListRunsRequestSchema, ListRunsResponseSchema, request, options);
+  }
+
+  getRun(request: MessageInitShape<typeof GetRunRequestSchema>, options?: CallOptions) {
+    return this.unary("getRun", GetRunRequestSchema, GetRunResponseSchema, request, options);
+  }
+
+  completeRun(request: MessageInitShape<typeof CompleteRunRequestSchema>, options?: CallOptions) {
+    return this.unary("completeRun", CompleteRunRequestSchema, CompleteRunResponseSchema, request, options);
+  }
+
+  push(): PushCall {
+    let settle!: { resolve(r: PushResponse): void; reject(e: unknown): void };
+    const result = new Promise<PushResponse>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    result.catch(() => undefined); // surfaced through end(); a cancelled call need not be awaited
+    const call = this.client.makeClientStreamRequest(
+      path("push"),
+      serializer(PushRequestSchema),
+      deserializer(PushResponseSchema),
+      new grpc.Metadata(),
+      {},
+      (err: grpc.ServiceError | null, response?: PushResponse) => {
+        if (err) settle.reject(err);
+        else settle.resolve(response as PushResponse);
+      },
+    );
+    return {
+      write: (message) => call.write(create(PushRequestSchema, message) as PushRequest),
+      drained: () =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            call.off("drain", done);
+            result.then(done, done);
+            resolve();
+          };
+          call.once("drain", done);
+          result.then(done, done);
+        }),
+      end: () => {
+        call.end();
+        return result;
+      },
+      cancel: () => call.cancel(),
+    };
+  }
+
+  /** Streams a task log; breaking out of the loop or aborting `signal` cancels the call. */
+  async *tail(request: MessageInitShape<typeof TailRequestSchema>, options?: CallOptions): AsyncGenerator<TailResponse> {
+    const call = this.client.makeServerStreamRequest(
+      path("tail"),
+      serializer(TailRequestSchema),
+      deserializer(TailResponseSchema),
+      create(TailRequestSchema, request),
+      new grpc.Metadata(),
+      {},
+    );
+    const onAbort = () => call.cancel();
+    options?.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for await (const message of call as AsyncIterable<TailResponse>) yield message;
+    } finally {
+      options?.signal?.removeEventListener("abort", onAbort);
+      call.cancel();
+    }
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private unary<I extends DescMessage, O extends DescMessage>(
+    method: keyof typeof LogService.method,
+    input: I,
+    output: O,
+    request: MessageInitShape<I>,
+    options?: CallOptions,
+  ): Promise<MessageShape<O>> {
+    return new Promise((resolve, reject) => {
+      const call = this.client.makeUnaryRequest(
+        path(method),
+        serializer(input),
+        deserializer(output),
+        create(input, request),
+        new grpc.Metadata(),
+        { deadline: Date.now() + this.unaryTimeoutMs },
+        (err: grpc.ServiceError | null, response?: MessageShape<O>) => {
+          options?.signal?.removeEventListener("abort", onAbort);
+          if (err) reject(err);
+          else resolve(response as MessageShape<O>);
+        },
+      );
+      const onAbort = () => call.cancel();
+      options?.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+/** The gRPC status of a failed call, or undefined for other errors. */
+export function grpcCode(err: unknown): grpc.status | undefined {
+  if (typeof err === "object" && err !== null && "code" in err && typeof err.code === "number") return err.code as grpc.status;
+  return undefined;
+}

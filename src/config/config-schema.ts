@@ -1,0 +1,138 @@
+import { z } from "zod";
+
+/**
+ * The one source of truth for joblog's configuration: keys, types, defaults and
+ * limits. The README's configuration reference mirrors this file.
+ */
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "expected HOST:PORT, e.g. 127.0.0.1:8080");
+
+const positiveInt = () => z.number().int().positive();
+
+export const serverSchema = z
+  .strictObject({
+    /** Address of the one port that serves gRPC, gRPC-Web and Connect. */
+    listen: hostPort.default("127.0.0.1:8080"),
+    /** Directory holding the log store (`joblogs/`) and the metadata store (`meta/`). */
+    data_dir: z.string().min(1).default("./data"),
+    /**
+     * Response compression offered to clients. Off by default: on loopback and LAN
+     * gzip costs more CPU than the bytes it saves (measured 3-4x slower Tail).
+     */
+    compression: z.enum(["none", "gzip"]).default("none"),
+    /** How long SIGTERM waits for in-flight batches before closing the stores. */
+    shutdown_grace_ms: positiveInt().default(10_000),
+  })
+  .prefault({});
+
+export const storageSchema = z
+  .strictObject({
+    /**
+     * `wal`: a write is acknowledged once it is in RocksDB's write-ahead log
+     * (survives a crash of the leader process, not a power loss).
+     * `fsync`: every group commit is synced to disk before acknowledging
+     * (survives power loss; slower).
+     */
+    durability: z.enum(["wal", "fsync"]).default("wal"),
+    /** Target size of one stored chunk of JSONL; reads fetch whole chunks. */
+    chunk_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(4 * 1024 * 1024)
+      .default(64 * 1024),
+  })
+  .prefault({});
+
+export const limitsSchema = z
+  .strictObject({
+    /** Largest protobuf message the leader accepts or sends. */
+    max_message_bytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(4 * 1024 * 1024),
+    /** Longer lines are truncated, with a marker naming the bytes cut. */
+    max_line_bytes: z
+      .number()
+      .int()
+      .min(256)
+      .default(64 * 1024),
+    /** Lines in one Push batch. */
+    max_lines_per_batch: positiveInt().default(10_000),
+    /** Largest Read response and Tail message payload. */
+    read_max_bytes: z
+      .number()
+      .int()
+      .min(128 * 1024)
+      .default(1024 * 1024),
+    /** Largest ListRuns page. */
+    max_page_size: positiveInt().default(500),
+  })
+  .prefault({});
+
+export const runsSchema = z
+  .strictObject({
+    /**
+     * A run whose tasks are all complete and that sees no activity for this long
+     * is completed by the leader. 0 disables it.
+     */
+    idle_timeout_seconds: z.number().int().min(0).default(600),
+  })
+  .prefault({});
+
+export const tailSchema = z
+  .strictObject({
+    /** Recently committed bytes kept in memory per tailed task, so live tails skip the store. */
+    cache_bytes_per_task: z
+      .number()
+      .int()
+      .min(0)
+      .default(4 * 1024 * 1024),
+  })
+  .prefault({});
+
+export const workerSchema = z
+  .strictObject({
+    /** A batch is sent when it holds this many lines... */
+    batch_max_lines: positiveInt().default(2000),
+    /** ...or this many bytes of line text... */
+    batch_max_bytes: positiveInt().default(256 * 1024),
+    /** ...or when its oldest line is this old. */
+    batch_max_interval_ms: positiveInt().default(200),
+    /** Lines captured but not yet acknowledged; writers wait when it is full. */
+    buffer_max_bytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(32 * 1024 * 1024),
+    /** A Push stream is ended (and its acknowledgement awaited) after this many bytes. */
+    stream_max_bytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(8 * 1024 * 1024),
+    /** Longer lines are cut at capture. */
+    max_line_bytes: z
+      .number()
+      .int()
+      .min(256)
+      .default(64 * 1024),
+    /** First reconnect delay; doubles up to `backoff_max_ms`, with full jitter. */
+    backoff_initial_ms: positiveInt().default(100),
+    backoff_max_ms: positiveInt().default(10_000),
+  })
+  .prefault({});
+
+export const configSchema = z.strictObject({
+  server: serverSchema,
+  storage: storageSchema,
+  limits: limitsSchema,
+  runs: runsSchema,
+  tail: tailSchema,
+  worker: workerSchema,
+});
+
+export type JoblogConfig = z.infer<typeof configSchema>;
+export type WorkerConfig = JoblogConfig["worker"];
+export type LimitsConfig = JoblogConfig["limits"];

@@ -1,0 +1,159 @@
+import type { KvOp, KvStore } from "../store/kv-store.js";
+import type { LogStore } from "../store/log-store.js";
+import type { TaskLogState } from "../store/task-log-state.js";
+import { splitAtRecords } from "./record-encoder.js";
+import { splitTaskKey, type TaskKey, type TaskRegistry } from "./task-registry.js";
+
+/** Bytes appended to one task by a commit, announced to tails once durable. */
+export interface CommittedAppend {
+  key: TaskKey;
+  offset: number;
+  data: Buffer;
+}
+
+/** What a job sees while its group is being built: states as they will be once the group is durable. */
+export interface CommitContext {
+  /** The task's state including earlier jobs of this group; undefined when the task has no log yet. */
+  state(key: TaskKey): TaskLogState | undefined;
+  /** Replaces the task's state; written with the group. */
+  setState(key: TaskKey, state: TaskLogState): void;
+  /** Appends whole JSONL records at the task's current length; returns the new state. */
+  append(key: TaskKey, jsonl: Buffer, records: number): TaskLogState;
+}
+
+/**
+ * A job validates first and only then changes the context: when it throws, the
+ * context is rolled back to where it was before the job, and the job alone fails.
+ */
+export type CommitJob<T> = (ctx: CommitContext) => T;
+
+interface Pending {
+  job: CommitJob<unknown>;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+export interface CommitQueueOptions {
+  sync: boolean;
+  chunkBytes: number;
+  /** Called after each durable group, in commit order. */
+  onCommitted(appends: CommittedAppend[], states: Map<TaskKey, TaskLogState>): void;
+}
+
+/**
+ * Group commit for the log store. Jobs from every Push stream, and the leader's
+ * own records, queue here; each round builds one RocksDB write batch from all of
+ * them, in arrival order, holding lines and high-water marks together, and
+ * acknowledges them only after the batch is written. One round runs at a time,
+ * which is what lets a job read the offsets earlier jobs assigned.
+ */
+export class CommitQueue {
+  private pending: Pending[] = [];
+  private scheduled = false;
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    private readonly kv: KvStore,
+    private readonly store: LogStore,
+    private readonly registry: TaskRegistry,
+    private readonly options: CommitQueueOptions,
+  ) {}
+
+  /**
+   * Runs `job` in the next group, after loading the states of `keys` (every task
+   * the job touches); resolves with its result once the group is durable. Calls
+   * for the same task keep their order.
+   */
+  async run<T>(keys: readonly TaskKey[], job: CommitJob<T>): Promise<T> {
+    if (keys.some((key) => this.registry.peek(key) === undefined)) await Promise.all(keys.map((key) => this.registry.load(key)));
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // setImmediate lets every stream whose data arrived in this I/O phase join the group.
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const jobs = this.pending;
+    this.pending = [];
+    const states = new Map<TaskKey, TaskLogState>();
+    const ops: KvOp[] = [];
+    const appends: CommittedAppend[] = [];
+    const ctx: CommitContext = {
+      state: (key) => states.get(key) ?? this.registry.peek(key),
+      setState: (key, state) => {
+        states.set(key, state);
+      },
+      append: (key, jsonl, records) => {
+        const before = states.get(key) ?? this.registry.peek(key);
+        if (!before) throw new Error(`task log ${JSON.stringify(key)} was appended to before it was created`);
+        const { run, task } = splitTaskKey(key);
+        let offset = before.length;
+        for (const piece of splitAtRecords(jsonl, this.options.chunkBytes)) {
+          ops.push(this.store.chunkOp(run, task, offset, piece));
+          appends.push({ key, offset, data: piece });
+          offset += piece.length;
+        }
+        const after = { ...before, length: offset, records: before.records + records };
+        states.set(key, after);
+        return after;
+      },
+    };
+
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    for (const { job } of jobs) {
+      const saved = { ops: ops.length, appends: appends.length, states: new Map(states) };
+      try {
+        outcomes.push({ ok: true, value: job(ctx) });
+      } catch (error) {
+        ops.length = saved.ops;
+        appends.length = saved.appends;
+        states.clear();
+        for (const [k, v] of saved.states) states.set(k, v);
+        outcomes.push({ ok: false, error });
+      }
+    }
+    for (const [key, state] of states) {
+      const { run, task } = splitTaskKey(key);
+      ops.push(this.store.stateOp(run, task, state));
+    }
+
+    let writeError: unknown;
+    try {
+      await this.kv.write(ops, this.options.sync);
+    } catch (err) {
+      writeError = err;
+    }
+
+    if (writeError === undefined) {
+      for (const [key, state] of states) this.registry.commit(key, state);
+      try {
+        this.options.onCommitted(appends, states);
+      } catch (err) {
+        // Listeners must not undo an acknowledged write; report and go on.
+        console.error("commit listener failed", err);
+      }
+    }
+    for (const [i, { resolve, reject }] of jobs.entries()) {
+      const outcome = outcomes[i];
+      if (writeError !== undefined) reject(writeError);
+      else if (outcome?.ok) resolve(outcome.value);
+      else reject(outcome?.error);
+    }
+
+    if (this.pending.length > 0) setImmediate(() => void this.flush());
+    else {
+      this.scheduled = false;
+      for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Resolves once nothing is queued or being written. */
+  idle(): Promise<void> {
+    if (!this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,120 @@
+import { mkdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { LogService } from "../../gen/joblog/v1/log_pb.js";
+import { listen, type RequestHandler } from "../api/listener.js";
+import { createLogService } from "../api/log-service.js";
+import type { JoblogConfig } from "../config/config-schema.js";
+import { CommitQueue } from "../ingest/commit-queue.js";
+import { TaskRegistry } from "../ingest/task-registry.js";
+import { LogReader } from "../read/log-reader.js";
+import { RunDirectory } from "../runs/run-directory.js";
+import { KvStore } from "../store/kv-store.js";
+import { LogStore } from "../store/log-store.js";
+import { MetaStore } from "../store/meta-store.js";
+import { TailHub } from "../tail/tail-hub.js";
+import { ActiveCount } from "./active-count.js";
+
+export interface Leader {
+  /** `host:port` the leader listens on. */
+  address: string;
+  port: number;
+  /** Absolute data directory. */
+  dataDir: string;
+  /** Graceful stop: refuse new work, finish in-flight batches, end tails, close the stores. */
+  stop(): Promise<void>;
+}
+
+export type LeaderLog = (message: string, err?: unknown) => void;
+
+const defaultLog: LeaderLog = (message, err) => {
+  const detail = err instanceof Error ? (err.stack ?? err.message) : err === undefined ? "" : String(err);
+  process.stderr.write(`joblog leader: ${message}${detail ? `: ${detail}` : ""}\n`);
+};
+
+/** Opens the stores and serves LogService on one port. */
+export async function startLeader(config: JoblogConfig, log: LeaderLog = defaultLog): Promise<Leader> {
+  const dataDir = resolve(config.server.data_dir);
+  await mkdir(dataDir, { recursive: true });
+  const sync = config.storage.durability === "fsync";
+
+  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: true });
+  let metaKv: KvStore;
+  try {
+    metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true });
+  } catch (err) {
+    await logKv.close();
+    throw err;
+  }
+  const logStore = new LogStore(logKv);
+  const meta = new MetaStore(metaKv);
+  const registry = new TaskRegistry(logStore);
+  const hub = new TailHub(config.tail.cache_bytes_per_task);
+  const queue = new CommitQueue(logKv, logStore, registry, {
+    sync,
+    chunkBytes: config.storage.chunk_bytes,
+    onCommitted: (appends, states) => hub.publish(appends, states),
+  });
+  const directory = new RunDirectory(meta, registry, queue, {
+    sync,
+    idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
+    warn: log,
+  });
+  await directory.start();
+  const reader = new LogReader(registry, logStore, directory, hub);
+
+  const shutdown = new AbortController();
+  const pushes = new ActiveCount();
+  const service = createLogService({
+    directory,
+    queue,
+    reader,
+    hub,
+    meta,
+    limits: config.limits,
+    shutdown: shutdown.signal,
+    log,
+    pushes,
+  });
+  const handler = connectNodeAdapter({
+    routes: (router) => router.service(LogService, service),
+    readMaxBytes: config.limits.max_message_bytes,
+    writeMaxBytes: config.limits.max_message_bytes,
+    acceptCompression: config.server.compression === "gzip" ? [compressionGzip] : [],
+  });
+  const [host, port] = splitHostPort(config.server.listen);
+  const listener = await listen(handler as RequestHandler, host, port);
+
+  const sweepEvery = Math.min(Math.max(config.runs.idle_timeout_seconds * 250, 1000), 30_000);
+  const sweeper = setInterval(() => {
+    directory.completeIdleRuns().catch((err: unknown) => log("idle run sweep failed", err));
+  }, sweepEvery);
+  sweeper.unref();
+
+  let stopping: Promise<void> | undefined;
+  const stop = async () => {
+    clearInterval(sweeper);
+    shutdown.abort();
+    hub.close();
+    listener.stopAccepting();
+    await pushes.drained(config.server.shutdown_grace_ms);
+    await queue.idle();
+    listener.closeAll();
+    await Promise.allSettled([logKv.close(), metaKv.close()]);
+  };
+  return {
+    address: listener.address,
+    port: listener.port,
+    dataDir,
+    stop: () => {
+      stopping ??= stop();
+      return stopping;
+    },
+  };
+}
+
+export function splitHostPort(listen: string): [string, number] {
+  const at = listen.lastIndexOf(":");
+  const host = listen.slice(0, at).replace(/^\[(.*)\]$/, "$1");
+  return [host, Number(listen.slice(at + 1))];
+}

@@ -1,0 +1,308 @@
+import { failedPrecondition, notFound, permissionDenied } from "../errors/domain-error.js";
+import { RUN_LOG_TASK, SERVER_EVENTS_TASK } from "../ids/identifiers.js";
+import type { CommitQueue } from "../ingest/commit-queue.js";
+import { appendLeaderRecords, completeLog, createLog, type LogProgress, progressOf } from "../ingest/log-jobs.js";
+import { type TaskKey, type TaskRegistry, taskKey } from "../ingest/task-registry.js";
+import type { MetaStore, RunRecord, RunResult, TaskRecord } from "../store/meta-store.js";
+import type { TaskCompletionState, TaskLogState } from "../store/task-log-state.js";
+import { KeyedLock } from "./keyed-lock.js";
+
+export interface TaskRefInput {
+  runId: string;
+  task: string;
+  workspace: string;
+  workflow: string;
+}
+
+export interface OpenedTask {
+  run: RunRecord;
+  task: string;
+  key: TaskKey;
+  progress: LogProgress;
+}
+
+export interface TaskView {
+  name: string;
+  state: TaskLogState | undefined;
+}
+
+interface OpenRun {
+  record: RunRecord;
+  /** Task name → completed. */
+  tasks: Map<string, boolean>;
+  lastActivity: number;
+}
+
+export interface RunDirectoryOptions {
+  sync: boolean;
+  idleTimeoutMs: number;
+  now?: () => number;
+  /** Where problems writing server events go (they must never fail the caller). */
+  warn?: (message: string, err: unknown) => void;
+}
+
+const DEFAULT_NAME = "default";
+
+/**
+ * Runs and their tasks: creation on first use, the run log's lifecycle records,
+ * completion by the driver or by the idle timeout, and the lookups behind
+ * ListRuns and GetRun. Changes to one run are serialized; the Push hot path
+ * only touches it to note activity.
+ */
+export class RunDirectory {
+  private readonly open = new Map<string, OpenRun>();
+  private readonly lock = new KeyedLock();
+  private readonly now: () => number;
+
+  constructor(
+    private readonly meta: MetaStore,
+    private readonly registry: TaskRegistry,
+    private readonly queue: CommitQueue,
+    private readonly options: RunDirectoryOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Loads the runs that were open when the leader stopped, finishing any completion a crash interrupted. */
+  async start(): Promise<void> {
+    for (const runId of await this.meta.openRunIds()) {
+      const record = await this.meta.getRun(runId);
+      if (!record) continue;
+      const runLog = await this.registry.load(taskKey(runId, RUN_LOG_TASK));
+      if (runLog?.completion) {
+        await this.meta.write(this.meta.updateRunOps(completedRecord(record, runLog.completion)), this.options.sync);
+        continue;
+      }
+      const tasks = new Map<string, boolean>();
+      for (const t of await this.meta.listTasks(runId)) {
+        const state = await this.registry.load(taskKey(runId, t.name));
+        tasks.set(t.name, state?.completion !== undefined);
+      }
+      this.open.set(runId, { record, tasks, lastActivity: this.now() });
+    }
+  }
+
+  /** Opens a task log, creating the run and the task on first use. */
+  openTask(ref: TaskRefInput): Promise<OpenedTask> {
+    if (ref.task === SERVER_EVENTS_TASK) {
+      return Promise.reject(permissionDenied("task _server holds server events; only the leader writes it"));
+    }
+    return this.lock.run(ref.runId, async () => {
+      const run = await this.openRun(ref);
+      const key = taskKey(run.record.runId, ref.task);
+      if (ref.task !== RUN_LOG_TASK && !run.tasks.has(ref.task)) {
+        const now = this.now();
+        const record: TaskRecord = { name: ref.task, openedAt: now, order: run.tasks.size };
+        const updated = { ...run.record, taskCount: run.record.taskCount + 1 };
+        await this.meta.write([this.meta.addTaskOp(run.record.runId, record), ...this.meta.updateRunOps(updated)], this.options.sync);
+        run.record = updated;
+        run.tasks.set(ref.task, false);
+        await this.queue.run([key, this.runLogKey(run)], (ctx) => {
+          if (!ctx.state(key)) appendLeaderRecords(ctx, this.runLogKey(run), [{ stream: "stdout", line: `task ${ref.task} started` }], now);
+          createLog(ctx, key, now);
+        });
+      }
+      run.lastActivity = this.now();
+      return { run: run.record, task: ref.task, key, progress: progressOf(await this.registry.load(key)) };
+    });
+  }
+
+  /** Notes that a run did something, which postpones its idle completion. */
+  touch(runId: string): void {
+    const run = this.open.get(runId);
+    if (run) run.lastActivity = this.now();
+  }
+
+  /** Completes a task and records it in the run log, atomically. */
+  async completeTask(runId: string, task: string, completion: Omit<TaskCompletionState, "endedAt">): Promise<LogProgress> {
+    const key = taskKey(runId, task);
+    const runLogKey = taskKey(runId, RUN_LOG_TASK);
+    const now = this.now();
+    const progress = await this.queue.run([key, runLogKey], (ctx) => {
+      const before = ctx.state(key);
+      const result = completeLog(ctx, key, { ...completion, endedAt: now });
+      if (before && !before.completion && task !== RUN_LOG_TASK) {
+        const exit = completion.signal ? `signal ${completion.signal}` : `exit code ${completion.exitCode}`;
+        const seconds = ((now - before.startedAt) / 1000).toFixed(3);
+        appendLeaderRecords(
+          ctx,
+          runLogKey,
+          [
+            {
+              stream: completion.result === "failed" ? "stderr" : "stdout",
+              line: `task ${task} completed: ${completion.result}, ${exit}, after ${seconds}s`,
+            },
+          ],
+          now,
+        );
+      }
+      return result;
+    });
+    const run = this.open.get(runId);
+    if (run) {
+      run.tasks.set(task, true);
+      run.lastActivity = now;
+    }
+    return progress;
+  }
+
+  /**
+   * Completes a run. Tasks still running are closed as failed, each with a server
+   * event; then the run log and server events are completed, so their tails end.
+   */
+  completeRun(runId: string, result: RunResult, by: string): Promise<RunRecord> {
+    return this.lock.run(runId, async () => {
+      const record = this.open.get(runId)?.record ?? (await this.meta.getRun(runId));
+      if (!record) throw notFound(`run ${runId} not found`);
+      if (record.state === "completed") {
+        if (record.result === result) return record;
+        throw failedPrecondition(`run ${runId} is already completed as ${record.result}`);
+      }
+      const tasks = await this.meta.listTasks(runId);
+      const keys = [taskKey(runId, RUN_LOG_TASK), taskKey(runId, SERVER_EVENTS_TASK), ...tasks.map((t) => taskKey(runId, t.name))];
+      const now = this.now();
+      await this.queue.run(keys, (ctx) => {
+        const serverKey = taskKey(runId, SERVER_EVENTS_TASK);
+        const runLogKey = taskKey(runId, RUN_LOG_TASK);
+        for (const t of tasks) {
+          const key = taskKey(runId, t.name);
+          const state = createLog(ctx, key, now);
+          if (state.completion) continue;
+          appendLeaderRecords(
+            ctx,
+            serverKey,
+            [{ stream: "stderr", line: `task ${t.name} was still running when the run completed; closed as failed` }],
+            now,
+          );
+          completeLog(ctx, key, { result: "failed", exitCode: -1, signal: "", endedAt: now });
+        }
+        appendLeaderRecords(
+          ctx,
+          runLogKey,
+          [{ stream: result === "failed" ? "stderr" : "stdout", line: `run completed: ${result} (${by})` }],
+          now,
+        );
+        const done = { result, exitCode: result === "succeeded" ? 0 : 1, signal: "", endedAt: now };
+        completeLog(ctx, runLogKey, done);
+        completeLog(ctx, serverKey, done);
+      });
+      const completed = completedRecord(record, { result, endedAt: now });
+      await this.meta.write(this.meta.updateRunOps(completed), this.options.sync);
+      this.open.delete(runId);
+      return completed;
+    });
+  }
+
+  /** Completes runs whose tasks are all complete and that stayed idle past the timeout. */
+  async completeIdleRuns(): Promise<string[]> {
+    const timeout = this.options.idleTimeoutMs;
+    if (timeout <= 0) return [];
+    const now = this.now();
+    const done: string[] = [];
+    for (const [runId, run] of this.open) {
+      if (run.tasks.size === 0 || now - run.lastActivity < timeout) continue;
+      if ([...run.tasks.values()].some((completed) => !completed)) continue;
+      const failed = await this.anyTaskFailed(runId, [...run.tasks.keys()]);
+      const seconds = Math.round(timeout / 1000);
+      await this.serverEvent(runId, `run completed by the leader: all tasks complete and idle for ${seconds}s`);
+      await this.completeRun(runId, failed ? "failed" : "succeeded", `completed by the leader after ${seconds}s idle`);
+      done.push(runId);
+    }
+    return done;
+  }
+
+  /** Appends a server event for a run; a failure to do so is reported, never thrown. */
+  async serverEvent(runId: string, line: string): Promise<void> {
+    const key = taskKey(runId, SERVER_EVENTS_TASK);
+    try {
+      if (!(await this.registry.load(key))) return;
+      await this.queue.run([key], (ctx) => appendLeaderRecords(ctx, key, [{ stream: "stderr", line }], this.now()));
+    } catch (err) {
+      this.options.warn?.(`could not record a server event for run ${runId}`, err);
+    }
+  }
+
+  async getRun(runId: string): Promise<{ run: RunRecord; tasks: TaskView[]; runLog: TaskView; serverEvents: TaskView }> {
+    const run = this.open.get(runId)?.record ?? (await this.meta.getRun(runId));
+    if (!run) throw notFound(`run ${runId} not found`);
+    const tasks = await this.meta.listTasks(runId);
+    const view = async (name: string): Promise<TaskView> => ({ name, state: await this.registry.load(taskKey(runId, name)) });
+    return {
+      run,
+      tasks: await Promise.all(tasks.map((t) => view(t.name))),
+      runLog: await view(RUN_LOG_TASK),
+      serverEvents: await view(SERVER_EVENTS_TASK),
+    };
+  }
+
+  /** Whether a run exists (cheap for open runs). */
+  async hasRun(runId: string): Promise<boolean> {
+    return this.open.has(runId) || (await this.meta.getRun(runId)) !== undefined;
+  }
+
+  private runLogKey(run: OpenRun): TaskKey {
+    return taskKey(run.record.runId, RUN_LOG_TASK);
+  }
+
+  private async openRun(ref: TaskRefInput): Promise<OpenRun> {
+    const cached = this.open.get(ref.runId);
+    const record = cached?.record ?? (await this.meta.getRun(ref.runId));
+    if (record) {
+      if (record.state === "completed") throw failedPrecondition(`run ${ref.runId} is already completed; it takes no more tasks or lines`);
+      if (ref.workspace && ref.workspace !== record.workspace) {
+        throw failedPrecondition(`run ${ref.runId} belongs to workspace ${record.workspace}, not ${ref.workspace}`);
+      }
+      if (ref.workflow && ref.workflow !== record.workflow) {
+        throw failedPrecondition(`run ${ref.runId} runs workflow ${record.workflow}, not ${ref.workflow}`);
+      }
+      if (cached) return cached;
+      // Known to the store but not in memory: a completed run (handled above) or a race with start().
+      const run: OpenRun = { record, tasks: new Map(), lastActivity: this.now() };
+      for (const t of await this.meta.listTasks(ref.runId)) {
+        run.tasks.set(t.name, (await this.registry.load(taskKey(ref.runId, t.name)))?.completion !== undefined);
+      }
+      this.open.set(ref.runId, run);
+      return run;
+    }
+    const now = this.now();
+    const created: RunRecord = {
+      runId: ref.runId,
+      workspace: ref.workspace || DEFAULT_NAME,
+      workflow: ref.workflow || DEFAULT_NAME,
+      state: "running",
+      startedAt: now,
+      taskCount: 0,
+    };
+    await this.meta.write(this.meta.createRunOps(created), this.options.sync);
+    const runLogKey = taskKey(ref.runId, RUN_LOG_TASK);
+    const serverKey = taskKey(ref.runId, SERVER_EVENTS_TASK);
+    await this.queue.run([runLogKey, serverKey], (ctx) => {
+      const fresh = !ctx.state(runLogKey);
+      createLog(ctx, runLogKey, now);
+      createLog(ctx, serverKey, now);
+      if (fresh) {
+        appendLeaderRecords(
+          ctx,
+          runLogKey,
+          [{ stream: "stdout", line: `run ${ref.runId} started (workspace ${created.workspace}, workflow ${created.workflow})` }],
+          now,
+        );
+      }
+    });
+    const run: OpenRun = { record: created, tasks: new Map(), lastActivity: now };
+    this.open.set(ref.runId, run);
+    return run;
+  }
+
+  private async anyTaskFailed(runId: string, names: string[]): Promise<boolean> {
+    for (const name of names) {
+      const state = await this.registry.load(taskKey(runId, name));
+      if (state?.completion?.result === "failed") return true;
+    }
+    return false;
+  }
+}
+
+function completedRecord(record: RunRecord, completion: { result: RunResult; endedAt: number }): RunRecord {
+  return { ...record, state: "completed", result: completion.result, endedAt: completion.endedAt };
+}

@@ -1,0 +1,49 @@
+/**
+ * Key layout of the log store. A task's chunks share the prefix
+ * `C run \0 task \0` followed by the chunk's start offset as 8 big-endian bytes,
+ * so one task is one contiguous, offset-ordered range: a read at any offset is a
+ * seek, and dropping a task's buffer is one range delete. Identifiers cannot
+ * contain NUL, so the separators keep distinct tasks apart.
+ */
+
+const CHUNK = 0x43; // "C"
+const STATE = 0x53; // "S"
+const SEP = 0x00;
+
+function prefixed(tag: number, run: string, task: string, trailing: number): Buffer {
+  const runLen = Buffer.byteLength(run);
+  const taskLen = Buffer.byteLength(task);
+  const buf = Buffer.allocUnsafe(1 + runLen + 1 + taskLen + trailing);
+  buf[0] = tag;
+  buf.write(run, 1, "latin1");
+  buf[1 + runLen] = SEP;
+  buf.write(task, 2 + runLen, "latin1");
+  return buf;
+}
+
+export function chunkKey(run: string, task: string, offset: number): Buffer {
+  const buf = prefixed(CHUNK, run, task, 9);
+  const at = buf.length - 9;
+  buf[at] = SEP;
+  buf.writeUInt32BE(Math.floor(offset / 0x1_0000_0000), at + 1);
+  buf.writeUInt32BE(offset >>> 0, at + 5);
+  return buf;
+}
+
+/** Bounds of every chunk key of one task: [first, end). */
+export function chunkRange(run: string, task: string): { gte: Buffer; lt: Buffer } {
+  const gte = prefixed(CHUNK, run, task, 1);
+  gte[gte.length - 1] = SEP;
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = SEP + 1;
+  return { gte, lt };
+}
+
+export function chunkOffset(key: Buffer): number {
+  const at = key.length - 8;
+  return key.readUInt32BE(at) * 0x1_0000_0000 + key.readUInt32BE(at + 4);
+}
+
+export function taskStateKey(run: string, task: string): Buffer {
+  return prefixed(STATE, run, task, 0);
+}

@@ -1,0 +1,44 @@
+// The subset of @nxtedition/rocksdb (an abstract-level v1 store) that kv-store.ts uses.
+// The package ships no types; keeping them this narrow is what keeps the binding replaceable.
+declare module "@nxtedition/rocksdb" {
+  interface RocksOpenOptions {
+    createIfMissing?: boolean;
+    errorIfExists?: boolean;
+    compression?: boolean;
+    infoLogLevel?: "debug" | "info" | "warn" | "error" | "fatal" | "header" | null;
+    keyEncoding?: "buffer";
+    valueEncoding?: "buffer";
+  }
+  interface RocksRange {
+    gt?: Buffer;
+    gte?: Buffer;
+    lt?: Buffer;
+    lte?: Buffer;
+    reverse?: boolean;
+    limit?: number;
+    keyEncoding?: "buffer";
+    valueEncoding?: "buffer";
+  }
+  interface RocksIterator {
+    nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
+    close(): Promise<void>;
+  }
+  interface RocksBatchOp {
+    type: "put" | "del";
+    key: Buffer;
+    value?: Buffer;
+  }
+  class RocksLevel {
+    constructor(location: string, options?: RocksOpenOptions);
+    readonly status: string;
+    open(options?: RocksOpenOptions): Promise<void>;
+    close(): Promise<void>;
+    getMany(keys: Buffer[], options?: { keyEncoding?: "buffer"; valueEncoding?: "buffer" }): Promise<Array<Buffer | undefined>>;
+    batch(ops: RocksBatchOp[], options?: { sync?: boolean; keyEncoding?: "buffer"; valueEncoding?: "buffer" }): Promise<void>;
+    iterator(options?: RocksRange): RocksIterator;
+    clear(options?: RocksRange): Promise<void>;
+    getProperty(property: string): string;
+  }
+  const rocksdb: { RocksLevel: typeof RocksLevel };
+  export default rocksdb;
+}
