@@ -55,8 +55,12 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
   try {
     const iterator = requests[Symbol.asyncIterator]();
     for (;;) {
-      const next = await iterator.next();
+      const next = await nextUnlessShutdown(iterator, deps.shutdown);
       receiving = false;
+      if (next === undefined) {
+        await settle();
+        throw unavailable(`the leader is shutting down; lines up to seq ${progress.durableSeq} are stored, resend the rest`);
+      }
       if (next.done) break;
       const req = next.value;
       if (req.task) {
@@ -106,6 +110,28 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
     if (opened) await recordFailure(deps.directory, opened, err, receiving, ctx.signal.aborted);
     throw err;
   }
+}
+
+/**
+ * The next request, or undefined when the leader begins to shut down first: a
+ * worker idle between batches must not hold shutdown for its whole grace period.
+ */
+function nextUnlessShutdown<T>(iterator: AsyncIterator<T>, shutdown: AbortSignal): Promise<IteratorResult<T> | undefined> {
+  if (shutdown.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onShutdown = () => resolve(undefined);
+    shutdown.addEventListener("abort", onShutdown, { once: true });
+    iterator.next().then(
+      (next) => {
+        shutdown.removeEventListener("abort", onShutdown);
+        resolve(next);
+      },
+      (err: unknown) => {
+        shutdown.removeEventListener("abort", onShutdown);
+        reject(err);
+      },
+    );
+  });
 }
 
 interface PreparedBatch {

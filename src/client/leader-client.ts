@@ -109,7 +109,7 @@ export class LeaderClient {
       new grpc.Metadata(),
       {},
       (err: grpc.ServiceError | null, response?: PushResponse) => {
-        if (err) settle.reject(err);
+        if (err) settle.reject(withReadableDetails(err));
         else settle.resolve(response as PushResponse);
       },
     );
@@ -117,9 +117,12 @@ export class LeaderClient {
       write: (message) => call.write(create(PushRequestSchema, message) as PushRequest),
       drained: () =>
         new Promise<void>((resolve) => {
+          // Either the transport drains or the call ends; whichever comes first.
+          let settled = false;
           const done = () => {
+            if (settled) return;
+            settled = true;
             call.off("drain", done);
-            result.then(done, done);
             resolve();
           };
           call.once("drain", done);
@@ -147,6 +150,8 @@ export class LeaderClient {
     options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       for await (const message of call as AsyncIterable<TailResponse>) yield message;
+    } catch (err) {
+      throw withReadableDetails(err);
     } finally {
       options?.signal?.removeEventListener("abort", onAbort);
       call.cancel();
@@ -174,7 +179,7 @@ export class LeaderClient {
         { deadline: Date.now() + this.unaryTimeoutMs },
         (err: grpc.ServiceError | null, response?: MessageShape<O>) => {
           options?.signal?.removeEventListener("abort", onAbort);
-          if (err) reject(err);
+          if (err) reject(withReadableDetails(err));
           else resolve(response as MessageShape<O>);
         },
       );
@@ -182,6 +187,25 @@ export class LeaderClient {
       options?.signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/**
+ * grpc-js unescapes the status message with decodeURI, which leaves reserved
+ * characters (`/`, `:`, `,` …) percent-encoded; the gRPC spec percent-encodes
+ * them all, so finish the job here.
+ */
+function withReadableDetails<E>(err: E): E {
+  if (typeof err !== "object" || err === null || !("details" in err) || typeof err.details !== "string") return err;
+  if (!err.details.includes("%")) return err;
+  try {
+    const details = decodeURIComponent(err.details);
+    const e = err as unknown as { details: string; message: string };
+    e.message = e.message.replace(e.details, details);
+    e.details = details;
+  } catch {
+    // Not percent-encoded after all: keep it as sent.
+  }
+  return err;
 }
 
 /** The gRPC status of a failed call, or undefined for other errors. */

@@ -1,4 +1,4 @@
-import { cutPoint, truncationMarker } from "../lines/line-limit.js";
+import { truncateLine } from "../lines/line-limit.js";
 
 /**
  * Canonical JSONL: `{"ts","stream","step","line"}` in that order, compact, `ts`
@@ -40,8 +40,7 @@ function isoTimestamp(ms: number): string {
 /** Decodes a line as UTF-8, cutting it to `maxBytes` at a character boundary with a visible marker. */
 export function decodeLine(text: Uint8Array, maxBytes: number): { line: string; truncated: boolean } {
   if (text.byteLength <= maxBytes) return { line: utf8.decode(text), truncated: false };
-  const cut = cutPoint(text, maxBytes);
-  return { line: utf8.decode(text.subarray(0, cut)) + truncationMarker(text.byteLength - cut), truncated: true };
+  return { line: utf8.decode(truncateLine(text, maxBytes)), truncated: true };
 }
 
 export function encodeRecord(tsMs: number, stream: StreamName, step: string, line: string): string {

@@ -82,8 +82,15 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     writeMaxBytes: config.limits.max_message_bytes,
     acceptCompression: config.server.compression === "gzip" ? [compressionGzip] : [],
   });
+  // Counts requests until their response is closed, so shutdown can let every stream send its final status.
+  const requests = new ActiveCount();
+  const tracked: RequestHandler = (req, res) => {
+    requests.enter();
+    res.once("close", () => requests.leave());
+    (handler as RequestHandler)(req, res);
+  };
   const [host, port] = splitHostPort(config.server.listen);
-  const listener = await listen(handler as RequestHandler, host, port);
+  const listener = await listen(tracked, host, port);
 
   const sweepEvery = Math.min(Math.max(config.runs.idle_timeout_seconds * 250, 1000), 30_000);
   const sweeper = setInterval(() => {
@@ -97,8 +104,11 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     shutdown.abort();
     hub.close();
     listener.stopAccepting();
+    const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
+    await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();
     await Promise.allSettled([logKv.close(), metaKv.close()]);
   };

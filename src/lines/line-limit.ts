@@ -18,9 +18,15 @@ export function cutPoint(bytes: Uint8Array, maxBytes: number): number {
   return cut;
 }
 
-/** `bytes` cut to the limit with the marker appended; the same array when it fits. */
+/**
+ * `bytes` (the first bytes of a line `totalBytes` long) cut so that what is kept
+ * plus the marker fit in `maxBytes`; the same array when it fits. Fitting makes
+ * the cut idempotent: the worker cuts at capture and the leader cuts again, and
+ * the second cut must leave the first marker, with its true count, alone.
+ */
 export function truncateLine(bytes: Uint8Array, maxBytes: number, totalBytes = bytes.byteLength): Uint8Array {
   if (totalBytes <= maxBytes) return bytes;
-  const cut = cutPoint(bytes, maxBytes);
+  // The marker for the whole line is the longest one this cut can need.
+  const cut = cutPoint(bytes, Math.max(0, maxBytes - truncationMarker(totalBytes).length));
   return Buffer.concat([bytes.subarray(0, cut), Buffer.from(truncationMarker(totalBytes - cut))]);
 }

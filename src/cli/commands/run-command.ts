@@ -1,0 +1,75 @@
+import type { Command } from "commander";
+import { loadConfig } from "../../config/load-config.js";
+import { runCommand } from "../../worker/run-command.js";
+import { TaskLogRefusedError, TaskLogWriter } from "../../worker/task-log-writer.js";
+import { CliError, describeError } from "../cli-errors.js";
+
+interface RunOptions {
+  leader: string;
+  run: string;
+  task: string;
+  workflow?: string;
+  workspace?: string;
+  config?: string;
+  quiet?: boolean;
+}
+
+export function registerRun(program: Command, defaultLeader: string): void {
+  program
+    .command("run")
+    .description("run a command as a task and stream its stdout and stderr to the leader; exits with the command's code")
+    .requiredOption("--run <id>", "run id (created on first use)")
+    .requiredOption("--task <name>", "task name")
+    .option("--leader <url>", "leader URL (env JOBLOG_LEADER)", defaultLeader)
+    .option("--workflow <name>", "workflow of a new run (default: default)")
+    .option("--workspace <name>", "workspace of a new run (default: default)")
+    .option("--config <file>", "YAML configuration file; its worker section sets batching")
+    .option("--quiet", "do not copy the command's output to this terminal")
+    .argument("<command...>", "the command and its arguments, after --")
+    .usage("--run ID --task NAME [options] -- CMD [ARGS...]")
+    .action(async (command: string[], opts: RunOptions) => {
+      const config = loadConfig({ file: opts.config ?? process.env.JOBLOG_CONFIG });
+      const w = config.worker;
+      let lastReport = 0;
+      let writer: TaskLogWriter;
+      try {
+        writer = TaskLogWriter.open({
+          leader: opts.leader,
+          runId: opts.run,
+          task: opts.task,
+          ...(opts.workspace ? { workspace: opts.workspace } : {}),
+          ...(opts.workflow ? { workflow: opts.workflow } : {}),
+          settings: {
+            batchMaxLines: w.batch_max_lines,
+            batchMaxBytes: w.batch_max_bytes,
+            batchMaxIntervalMs: w.batch_max_interval_ms,
+            bufferMaxBytes: w.buffer_max_bytes,
+            streamMaxBytes: w.stream_max_bytes,
+            maxLineBytes: w.max_line_bytes,
+            backoffInitialMs: w.backoff_initial_ms,
+            backoffMaxMs: w.backoff_max_ms,
+          },
+          onRetry: (err, delayMs) => {
+            // One message per few seconds: a long outage should not flood the terminal.
+            if (Date.now() - lastReport < 5000) return;
+            lastReport = Date.now();
+            process.stderr.write(`joblog: ${describeError(err, opts.leader)}; retrying in ${delayMs} ms, output is kept\n`);
+          },
+        });
+      } catch (err) {
+        if (err instanceof TaskLogRefusedError) throw new CliError(err.message, 2);
+        throw err;
+      }
+      const [cmd, ...args] = command;
+      if (!cmd) throw new CliError("no command given; put it after --", 2);
+      const outcome = await runCommand({
+        writer,
+        command: cmd,
+        args,
+        maxLineBytes: w.max_line_bytes,
+        echo: !opts.quiet,
+        report: (message) => process.stderr.write(`${message}\n`),
+      });
+      process.exitCode = outcome.exitCode;
+    });
+}

@@ -1,0 +1,40 @@
+import { Command, CommanderError } from "commander";
+import { DEFAULT_LEADER } from "../client/leader-url.js";
+import { describeError } from "./cli-errors.js";
+import { registerLeader } from "./commands/leader-command.js";
+import { registerRead } from "./commands/read-command.js";
+import { registerRun } from "./commands/run-command.js";
+import { registerRuns } from "./commands/runs-command.js";
+import { registerTail } from "./commands/tail-command.js";
+
+const defaultLeader = process.env.JOBLOG_LEADER || DEFAULT_LEADER;
+
+const program = new Command("joblog")
+  .description("joblog: stream CI task logs to a leader, and read and tail them")
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+// The command that ran, so an error names the leader *it* was given, not another command's default.
+let active: Command | undefined;
+program.hook("preAction", (_program, actionCommand) => {
+  active = actionCommand;
+});
+
+registerLeader(program);
+registerRun(program, defaultLeader);
+registerRead(program, defaultLeader);
+registerTail(program, defaultLeader);
+registerRuns(program, defaultLeader);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Commander already printed the usage problem (or the help text).
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else {
+    const leader = active?.getOptionValue("leader") as string | undefined;
+    process.stderr.write(`joblog: ${describeError(err, leader)}\n`);
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
+  }
+}

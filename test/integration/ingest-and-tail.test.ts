@@ -1,0 +1,208 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { LogService } from "../../gen/joblog/v1/log_pb.js";
+import { LeaderClient } from "../../src/client/leader-client.js";
+import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
+import { ciLine, expectedRecord } from "../helpers/expected-jsonl.js";
+import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
+import { startTcpProxy } from "../helpers/tcp-proxy.js";
+
+const TS0 = Date.UTC(2025, 1, 12, 10, 56, 45, 123);
+
+/** Writes `count` lines to a task with known timestamps; returns the expected JSONL. */
+async function pushTask(
+  leader: string,
+  run: string,
+  task: string,
+  count: number,
+  extra: Partial<Parameters<typeof TaskLogWriter.open>[0]> = {},
+) {
+  const writer = TaskLogWriter.open({ leader, runId: run, task, workflow: "nightly", ...extra });
+  let expected = "";
+  for (let i = 0; i < count; i++) {
+    const stream = i % 10 === 9 ? "stderr" : "stdout";
+    const line = ciLine(task, i);
+    const ts = TS0 + i;
+    expected += expectedRecord(ts, stream, task, line);
+    if (!writer.write(stream, line, ts)) await writer.ready();
+  }
+  await writer.complete({ result: "succeeded", exitCode: 0 });
+  return expected;
+}
+
+async function readAll(client: LeaderClient, run: string, task: string): Promise<string> {
+  const parts: Buffer[] = [];
+  let offset = 0n;
+  for (let guard = 0; guard < 100_000; guard++) {
+    const r = await client.read({ runId: run, task, offset });
+    if (r.data.length === 0) break;
+    parts.push(Buffer.from(r.data));
+    offset = r.nextOffset;
+  }
+  return Buffer.concat(parts).toString("utf8");
+}
+
+describe("ingest, read and tail", () => {
+  let f: LeaderFixture;
+  let client: LeaderClient;
+  const expected = new Map<string, string>();
+
+  beforeAll(async () => {
+    // Small chunks so the logs span many keys and reads cross chunk boundaries.
+    f = await startTestLeader({ storage: { chunk_bytes: 8192 }, tail: { cache_bytes_per_task: 65536 } });
+    client = new LeaderClient(f.url);
+  });
+  afterAll(async () => {
+    client.close();
+    await f.dispose();
+  });
+
+  test("100,000 lines over several runs and tasks read back byte-identical, tails included", async () => {
+    const grpc = createClient(LogService, createGrpcTransport({ baseUrl: f.url }));
+    const jobs: Array<[string, string, number]> = [
+      ["run-a", "build", 30_000],
+      ["run-a", "test", 20_000],
+      ["run-b", "build", 25_000],
+      ["run-b", "lint", 15_000],
+      ["run-c", "deploy", 10_000],
+    ];
+    // Open run-a/build first so tails can attach while it is written.
+    await client.openTask({ task: { runId: "run-a", task: "build", workflow: "nightly" } });
+    const tail = async (offset: bigint, stall?: Promise<void>) => {
+      const parts: Buffer[] = [];
+      let first = true;
+      let next = offset;
+      for await (const m of grpc.tail({ runId: "run-a", task: "build", offset })) {
+        expect(m.offset).toBe(next);
+        next = m.nextOffset;
+        parts.push(Buffer.from(m.data));
+        if (first && stall) await stall;
+        first = false;
+        if (m.complete) break;
+      }
+      return Buffer.concat(parts).toString("utf8");
+    };
+    let release!: () => void;
+    const stalled = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tails = [tail(0n), tail(0n)];
+    const stalledTail = tail(0n, stalled);
+
+    const results = await Promise.all(jobs.map(([run, task, n]) => pushTask(f.url, run, task, n)));
+    jobs.forEach(([run, task], i) => expected.set(`${run}/${task}`, results[i] as string));
+    const total = jobs.reduce((sum, [, , n]) => sum + n, 0);
+    expect(total).toBe(100_000);
+
+    for (const [key, want] of expected) {
+      const [run, task] = key.split("/") as [string, string];
+      expect(await readAll(client, run, task)).toBe(want);
+    }
+    // Ingest finished while one subscriber was stalled; the others got everything, in order, once.
+    const want = expected.get("run-a/build") as string;
+    for (const got of await Promise.all(tails)) expect(got).toBe(want);
+    release();
+    expect(await stalledTail).toBe(want);
+
+    // From a middle offset: exactly the records from there on.
+    const middle = Buffer.byteLength(want.split("\n").slice(0, 12_345).join("\n")) + 1;
+    expect(await tail(BigInt(middle))).toBe(Buffer.from(want).subarray(middle).toString("utf8"));
+    // An offset inside a record starts at the next record, never mid-record.
+    const r = await client.read({ runId: "run-a", task: "build", offset: BigInt(middle + 5), maxBytes: 200 });
+    expect(Buffer.from(r.data).toString("utf8")).toBe(`${want.split("\n")[12_346]}\n`);
+  });
+
+  test("the run log shows each task's lifecycle", async () => {
+    const runLog = await readAll(client, "run-a", "_run");
+    const lines = runLog
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { step: string; line: string });
+    expect(lines.every((l) => l.step === "_run")).toBe(true);
+    const text = lines.map((l) => l.line);
+    expect(text[0]).toBe("run run-a started (workspace default, workflow nightly)");
+    expect(text).toContain("task build started");
+    expect(text).toContain("task test started");
+    expect(text.some((l) => /^task build completed: succeeded, exit code 0, after \d+\.\d{3}s$/.test(l))).toBe(true);
+  });
+
+  test("a restarted leader still has everything", async () => {
+    await f.restart();
+    for (const [key, want] of expected) {
+      const [run, task] = key.split("/") as [string, string];
+      expect(await readAll(client, run, task)).toBe(want);
+    }
+    const run = await client.getRun({ runId: "run-b" });
+    expect(run.tasks.map((t) => [t.name, Number(t.recordCount)])).toEqual([
+      ["build", 25_000],
+      ["lint", 15_000],
+    ]);
+  });
+});
+
+describe("a worker whose stream breaks", () => {
+  let f: LeaderFixture;
+  beforeAll(async () => {
+    f = await startTestLeader();
+  });
+  afterAll(async () => {
+    await f.dispose();
+  });
+
+  test("resumes after its connection is cut, losing and duplicating nothing", async () => {
+    const proxy = await startTcpProxy(f.leader.port);
+    const retries: unknown[] = [];
+    const writer = TaskLogWriter.open({
+      leader: proxy.url,
+      runId: "cut",
+      task: "t",
+      settings: { batchMaxLines: 100, batchMaxIntervalMs: 5, backoffInitialMs: 10, backoffMaxMs: 50, streamMaxBytes: 64 * 1024 },
+      onRetry: (err) => retries.push(err),
+    });
+    let expected = "";
+    for (let i = 0; i < 20_000; i++) {
+      const line = ciLine("t", i);
+      expected += expectedRecord(TS0 + i, "stdout", "t", line);
+      if (!writer.write("stdout", line, TS0 + i)) await writer.ready();
+      if (i % 5000 === 2500) {
+        // Let some batches reach the leader, then cut every connection mid-stream.
+        await new Promise((resolve) => setImmediate(resolve));
+        proxy.cutAll();
+      }
+    }
+    await writer.complete({ result: "succeeded", exitCode: 0 });
+    await proxy.close();
+    expect(retries.length).toBeGreaterThan(0);
+    const client = new LeaderClient(f.url);
+    expect(await readAll(client, "cut", "t")).toBe(expected);
+    client.close();
+  });
+
+  test("resumes after the leader restarts mid-task", async () => {
+    const writer = TaskLogWriter.open({
+      leader: f.url,
+      runId: "restart",
+      task: "t",
+      settings: { batchMaxLines: 200, batchMaxIntervalMs: 5, backoffInitialMs: 10, backoffMaxMs: 100 },
+    });
+    let expected = "";
+    let restarted: Promise<void> | undefined;
+    for (let i = 0; i < 10_000; i++) {
+      const line = ciLine("t", i);
+      expected += expectedRecord(TS0 + i, i % 2 ? "stderr" : "stdout", "t", line);
+      if (!writer.write(i % 2 ? "stderr" : "stdout", line, TS0 + i)) await writer.ready();
+      if (i === 5000) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        restarted = f.restart();
+      }
+    }
+    await restarted;
+    await writer.complete({ result: "failed", exitCode: 2 });
+    const client = new LeaderClient(f.url);
+    expect(await readAll(client, "restart", "t")).toBe(expected);
+    const run = await client.getRun({ runId: "restart" });
+    expect(run.tasks[0]?.exitCode).toBe(2);
+    client.close();
+  });
+});
