@@ -4,6 +4,7 @@ import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
+import { registerServerReflection } from "../api/server-reflection.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
@@ -77,7 +78,10 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     pushes,
   });
   const handler = connectNodeAdapter({
-    routes: (router) => router.service(LogService, service),
+    routes: (router) => {
+      router.service(LogService, service);
+      registerServerReflection(router, [LogService]);
+    },
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,
     acceptCompression: config.server.compression === "gzip" ? [compressionGzip] : [],
