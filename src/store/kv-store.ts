@@ -34,7 +34,16 @@ export class KvStore {
   ) {}
 
   static async open(location: string, options: KvStoreOptions): Promise<KvStore> {
-    const openOptions = { createIfMissing: true, compression: options.compression, infoLogLevel: "warn", ...BUFFERS } as const;
+    const openOptions = {
+      createIfMissing: true,
+      compression: options.compression,
+      infoLogLevel: "warn",
+      // Level compaction with a 64 MiB memtable budget (16 MiB memtables) instead of RocksDB's
+      // 64 MiB default memtable: logs stream through, and the leader's memory should not grow with them.
+      compaction: "level",
+      memtableMemoryBudget: 64 * 1024 * 1024,
+      ...BUFFERS,
+    } as const;
     const db = new rocksdb.RocksLevel(location, openOptions);
     await db.open(openOptions);
     return new KvStore(db, location);

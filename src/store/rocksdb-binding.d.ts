@@ -5,6 +5,8 @@ declare module "@nxtedition/rocksdb" {
     createIfMissing?: boolean;
     errorIfExists?: boolean;
     compression?: boolean;
+    compaction?: "level" | "universal";
+    memtableMemoryBudget?: number;
     infoLogLevel?: "debug" | "info" | "warn" | "error" | "fatal" | "header" | null;
     keyEncoding?: "buffer";
     valueEncoding?: "buffer";

@@ -15,7 +15,7 @@ export interface WriterSettings {
   batchMaxBytes: number;
   /** ...or once its oldest line is this old (default 200 ms). */
   batchMaxIntervalMs: number;
-  /** Captured but unacknowledged bytes; `write` returns false beyond this (default 32 MiB). */
+  /** Captured but unacknowledged bytes, counting ~96 bytes of bookkeeping per line; `write` returns false beyond this (default 32 MiB). */
   bufferMaxBytes: number;
   /** End a Push stream, collecting its acknowledgement, after this many bytes (default 8 MiB). */
   streamMaxBytes: number;
@@ -75,6 +75,10 @@ export class TaskLogRefusedError extends Error {
     super(message);
   }
 }
+
+// What a buffered line costs beyond its text (the Line object, its Buffer, array slot):
+// counted so a flood of short lines (`seq 1 1000000`) is bounded like a few long ones.
+const LINE_OVERHEAD_BYTES = 96;
 
 // Retrying these cannot succeed: the request itself is wrong or not allowed.
 const PERMANENT = new Set<status>([status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.FAILED_PRECONDITION]);
@@ -143,7 +147,7 @@ export class TaskLogWriter {
     const raw = typeof text === "string" ? Buffer.from(text) : text;
     const bytes = truncateLine(raw, this.settings.maxLineBytes);
     this.buffer.push({ seq: this.nextSeq++, stream: stream === "stderr" ? Stream.STDERR : Stream.STDOUT, text: bytes, tsMs });
-    this.bufferedBytes += bytes.byteLength;
+    this.bufferedBytes += bytes.byteLength + LINE_OVERHEAD_BYTES;
     if (this.unsentCount() >= this.settings.batchMaxLines || this.bufferedBytes >= this.settings.bufferMaxBytes) this.poke();
     else if (this.unsentCount() === 1) this.poke(); // arms the interval timer
     return this.bufferedBytes < this.settings.bufferMaxBytes;
@@ -193,7 +197,7 @@ export class TaskLogWriter {
     this.ackedSeq = durableSeq;
     let drop = 0;
     while (drop < this.buffer.length && (this.buffer[drop] as Line).seq <= durableSeq) {
-      this.bufferedBytes -= (this.buffer[drop] as Line).text.byteLength;
+      this.bufferedBytes -= (this.buffer[drop] as Line).text.byteLength + LINE_OVERHEAD_BYTES;
       drop++;
     }
     this.buffer.splice(0, drop);
@@ -249,6 +253,7 @@ export class TaskLogWriter {
     const call = this.client.push();
     this.sentIndex = 0;
     let streamBytes = 0;
+    let streamCost = 0;
     let first = true;
     let sentCompletion = false;
     try {
@@ -267,13 +272,15 @@ export class TaskLogWriter {
           });
           first = false;
           streamBytes += batch?.bytes ?? 0;
+          streamCost += batch ? batch.bytes + batch.lines.length * LINE_OVERHEAD_BYTES : 0;
           if (completeNow) {
             sentCompletion = true;
             break;
           }
           if (!ok) await call.drained();
-          // The leader acknowledges when a stream ends: end it to free the buffer, or when it has grown long.
-          if (streamBytes >= this.settings.streamMaxBytes || this.bufferedBytes >= this.settings.bufferMaxBytes / 2) break;
+          // The leader acknowledges when a stream ends. End it once what it carried would
+          // free half the buffer, so the writer refills one half while the other is acknowledged.
+          if (streamBytes >= this.settings.streamMaxBytes || streamCost >= this.settings.bufferMaxBytes / 2) break;
           continue;
         }
         await this.waitForWork();
