@@ -4,7 +4,10 @@ import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ServerReflection as ReflectionV1, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { ServerReflection as ReflectionV1alpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import {
+  ServerReflection as ReflectionV1alpha,
+  ServerReflectionRequestSchema as RequestV1alphaSchema,
+} from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 
 let f: LeaderFixture;
@@ -48,7 +51,10 @@ test("grpc.reflection.v1 lists the service and serves its descriptors with their
 
 test("grpc.reflection.v1alpha answers too, for older clients", async () => {
   const client = createClient(ReflectionV1alpha, createGrpcTransport({ baseUrl: f.url }));
-  for await (const r of client.serverReflectionInfo(requests({ messageRequest: { case: "listServices", value: "" } }))) {
+  async function* list() {
+    yield create(RequestV1alphaSchema, { messageRequest: { case: "listServices", value: "" } });
+  }
+  for await (const r of client.serverReflectionInfo(list())) {
     expect(r.messageResponse.case).toBe("listServicesResponse");
   }
 });

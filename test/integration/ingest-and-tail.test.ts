@@ -91,7 +91,7 @@ describe("ingest, read and tail", () => {
     const stalledTail = tail(0n, stalled);
 
     const results = await Promise.all(jobs.map(([run, task, n]) => pushTask(f.url, run, task, n)));
-    jobs.forEach(([run, task], i) => expected.set(`${run}/${task}`, results[i] as string));
+    for (const [i, [run, task]] of jobs.entries()) expected.set(`${run}/${task}`, results[i] as string);
     const total = jobs.reduce((sum, [, , n]) => sum + n, 0);
     expect(total).toBe(100_000);
 
