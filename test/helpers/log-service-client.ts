@@ -28,9 +28,7 @@ export function createGrpcLogClient(baseUrl: string): GrpcLogClient {
 }
 
 /** One canonical JSONL record, exactly as the leader stores it. */
-export function canonicalRecord(tsMs: number, stream: StreamName, step: string, line: string): string {
-  return `${JSON.stringify({ ts: new Date(tsMs).toISOString(), stream, step, line })}\n`;
-}
+export { expectedRecord as canonicalRecord } from "./expected-jsonl.js";
 
 export interface TestLine {
   text: string;
