@@ -3,6 +3,7 @@ import { type Client, type Code, ConnectError, createClient } from "@connectrpc/
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { expect } from "vitest";
 import { LogService, type PushRequestSchema, Stream, type TailResponse } from "../../gen/joblog/v1/log_pb.js";
+import { expectedRecord } from "./expected-jsonl.js";
 
 /**
  * A Connect client for LogService over gRPC on HTTP/2 — the one transport that
@@ -28,7 +29,7 @@ export function createGrpcLogClient(baseUrl: string): GrpcLogClient {
 }
 
 /** One canonical JSONL record, exactly as the leader stores it. */
-export { expectedRecord as canonicalRecord } from "./expected-jsonl.js";
+export const canonicalRecord = expectedRecord;
 
 export interface TestLine {
   text: string;
