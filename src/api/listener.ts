@@ -50,9 +50,16 @@ export function listen(handler: RequestHandler, host: string, port: number): Pro
   });
 
   return new Promise((resolve, reject) => {
-    tcp.once("error", reject);
+    tcp.once("error", (err: NodeJS.ErrnoException) => {
+      const where = `${host}:${port}`;
+      if (err.code === "EADDRINUSE")
+        reject(new Error(`cannot listen on ${where}: the address is in use (another leader?); choose another with --listen`));
+      else if (err.code === "EADDRNOTAVAIL") reject(new Error(`cannot listen on ${where}: no such address on this machine`));
+      else if (err.code === "EACCES") reject(new Error(`cannot listen on ${where}: permission denied (ports below 1024 need privileges)`));
+      else reject(err);
+    });
     tcp.listen(port, host, () => {
-      tcp.off("error", reject);
+      tcp.removeAllListeners("error");
       const bound = tcp.address() as net.AddressInfo;
       const shownHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
       resolve({

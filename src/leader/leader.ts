@@ -36,7 +36,11 @@ const defaultLog: LeaderLog = (message, err) => {
 /** Opens the stores and serves LogService on one port. */
 export async function startLeader(config: JoblogConfig, log: LeaderLog = defaultLog): Promise<Leader> {
   const dataDir = resolve(config.server.data_dir);
-  await mkdir(dataDir, { recursive: true });
+  try {
+    await mkdir(dataDir, { recursive: true });
+  } catch (err) {
+    throw new Error(`cannot create the data directory ${dataDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
   const sync = config.storage.durability === "fsync";
 
   const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: true });
@@ -94,7 +98,13 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     (handler as RequestHandler)(req, res);
   };
   const [host, port] = splitHostPort(config.server.listen);
-  const listener = await listen(tracked, host, port);
+  let listener: Awaited<ReturnType<typeof listen>>;
+  try {
+    listener = await listen(tracked, host, port);
+  } catch (err) {
+    await Promise.allSettled([logKv.close(), metaKv.close()]);
+    throw err;
+  }
 
   const sweepEvery = Math.min(Math.max(config.runs.idle_timeout_seconds * 250, 1000), 30_000);
   const sweeper = setInterval(() => {

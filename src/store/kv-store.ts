@@ -24,6 +24,15 @@ export interface KvStoreOptions {
   compression: boolean;
 }
 
+/** The binding reports every open failure as "Database is not open"; the reason is in its cause. */
+function openError(location: string, err: unknown): Error {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
+  if (/lock/i.test(cause)) {
+    return new Error(`cannot open ${location}: another process (a running leader?) is using this data directory`, { cause: err });
+  }
+  return new Error(`cannot open ${location}: ${cause}`, { cause: err });
+}
+
 // Buffer encodings everywhere: the binding's default utf8 silently mangles binary values.
 const BUFFERS = { keyEncoding: "buffer", valueEncoding: "buffer" } as const;
 
@@ -45,7 +54,11 @@ export class KvStore {
       ...BUFFERS,
     } as const;
     const db = new rocksdb.RocksLevel(location, openOptions);
-    await db.open(openOptions);
+    try {
+      await db.open(openOptions);
+    } catch (err) {
+      throw openError(location, err);
+    }
     return new KvStore(db, location);
   }
 
