@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { type PushRequest, type PushResponse, PushResponseSchema, type TaskRef } from "../../gen/joblog/v1/log_pb.js";
 import type { LimitsConfig } from "../config/config-schema.js";
 import { DomainError, invalidArgument, resourceExhausted, unavailable } from "../errors/domain-error.js";
@@ -106,8 +106,8 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
     });
   } catch (err) {
     // Whatever was committed stays committed; let the pipeline finish before reporting.
-    await Promise.allSettled(inflight);
-    if (opened) await recordFailure(deps.directory, opened, err, receiving, ctx.signal.aborted);
+    for (const outcome of await Promise.allSettled(inflight)) if (outcome.status === "fulfilled") progress = outcome.value;
+    if (opened) await recordFailure(deps.directory, opened, err, receiving || ctx.signal.aborted, progress);
     throw err;
   }
 }
@@ -162,15 +162,17 @@ async function recordFailure(
   directory: RunDirectory,
   opened: OpenedTask,
   err: unknown,
-  receiving: boolean,
-  cancelled: boolean,
+  broken: boolean,
+  progress: LogProgress,
 ): Promise<void> {
+  if (err instanceof DomainError && err.kind === "unavailable") return; // shutdown: the worker resends, nothing is wrong
   const task = opened.task;
   const reason = err instanceof Error ? err.message : String(err);
+  const stored = `lines up to seq ${progress.durableSeq} are stored`;
   let line: string;
-  if (err instanceof DomainError && err.kind === "unavailable") return; // shutdown: the worker resends, nothing is wrong
-  if (err instanceof DomainError) line = `rejected a Push batch for task ${task}: ${reason}`;
-  else if (receiving || cancelled) line = `Push stream for task ${task} broke before it ended: ${reason}`;
-  else line = `Push for task ${task} failed: ${reason}`;
+  const refused = err instanceof DomainError || (err instanceof ConnectError && err.code === Code.ResourceExhausted);
+  if (refused) line = `rejected a Push batch for task ${task}: ${reason}`;
+  else if (broken) line = `Push stream for task ${task} broke before it ended (${reason}); ${stored}`;
+  else line = `Push for task ${task} failed; ${stored}`;
   await directory.serverEvent(opened.run.runId, line);
 }
