@@ -27,6 +27,8 @@ export interface LeaderClientOptions {
   maxMessageBytes?: number;
   /** Deadline of unary calls. */
   unaryTimeoutMs?: number;
+  /** Longest wait between connection attempts to an unreachable leader (default 5 s). */
+  maxReconnectBackoffMs?: number;
 }
 
 export interface CallOptions {
@@ -40,6 +42,11 @@ export interface PushCall {
   drained(): Promise<void>;
   /** Half-closes the stream and resolves with the leader's response. */
   end(): Promise<PushResponse>;
+  /**
+   * Resolves when the leader has answered, which it may do before the stream ends
+   * (a refused batch, a shutdown): a writer waiting for work must notice.
+   */
+  answered: Promise<void>;
   /** Cancels the call; the promise of `end()` rejects with CANCELLED. */
   cancel(): void;
 }
@@ -73,6 +80,10 @@ export class LeaderClient {
       // Detects a dead leader on an idle connection without waiting for TCP timeouts.
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
+      // grpc-js waits 1 s, growing to 120 s, before reconnecting after a refused connection, and
+      // fails every call fast meanwhile: a leader back after a restart went unseen for ~10 s.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": options.maxReconnectBackoffMs ?? 5_000,
     });
   }
 
@@ -132,6 +143,10 @@ export class LeaderClient {
         call.end();
         return result;
       },
+      answered: result.then(
+        () => undefined,
+        () => undefined,
+      ),
       cancel: () => call.cancel(),
     };
   }

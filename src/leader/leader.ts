@@ -94,7 +94,18 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const requests = new ActiveCount();
   const tracked: RequestHandler = (req, res) => {
     requests.enter();
-    res.once("close", () => requests.leave());
+    let left = false;
+    const leave = () => {
+      if (left) return;
+      left = true;
+      requests.leave();
+    };
+    res.once("finish", leave);
+    res.once("close", leave);
+    // A client-streaming call answered early (a refusal, a shutdown) has sent its status with
+    // its trailers, but "finish" waits for the client to end its side, which a client that has
+    // its status may never do. Node sends the trailers in its own "wantTrailers" listener.
+    if ("stream" in res) res.stream.once("wantTrailers", () => setImmediate(leave));
     (handler as RequestHandler)(req, res);
   };
   const [host, port] = splitHostPort(config.server.listen);

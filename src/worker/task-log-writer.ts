@@ -251,6 +251,11 @@ export class TaskLogWriter {
   /** One Push stream: resend from the high-water mark, send batches, end, collect the acknowledgement. */
   private async stream(ref: { runId: string; task: string; workspace: string; workflow: string }): Promise<void> {
     const call = this.client.push();
+    let answered = false;
+    void call.answered.then(() => {
+      answered = true;
+      this.poke();
+    });
     this.sentIndex = 0;
     let streamBytes = 0;
     let streamCost = 0;
@@ -262,6 +267,8 @@ export class TaskLogWriter {
           call.cancel();
           return;
         }
+        // An answer before the end is a refusal or a shutdown: end() rethrows it.
+        if (answered) break;
         const batch = this.takeBatch();
         const completeNow = this.outcome !== undefined && this.sentIndex === this.buffer.length;
         if (batch || completeNow || first) {

@@ -47,6 +47,8 @@ interface CliProcess {
   done: Promise<CliResult>;
   /** Resolves when stdout has printed `text`. */
   printed(text: string): Promise<void>;
+  /** What stdout has printed so far. */
+  output(): string;
 }
 
 /** Starts `joblog ARGS...` as a child process against the test leader. */
@@ -91,7 +93,7 @@ function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
             throw new Error(`joblog ${args.join(" ")} exited without printing ${JSON.stringify(text)}; stdout: ${r.stdout}`);
           }),
         ]);
-  return { child, done, printed };
+  return { child, done, printed, output: () => stdout };
 }
 
 /** Runs `joblog ARGS...` to completion. */
@@ -296,5 +298,47 @@ describe("--help", () => {
     const r = await cli([command, "--help"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`Usage: joblog ${command}`);
+  });
+});
+
+describe("joblog leader", () => {
+  test("prints its address and data directory, serves, and stops cleanly on SIGTERM", async () => {
+    const data = join(dir, "leader-data");
+    const leader = startCli(["leader", "--data", data, "--listen", "127.0.0.1:0"]);
+    await leader.printed("data directory:");
+    const address = /listening on (127\.0\.0\.1:\d+)/.exec(leader.output())?.[1];
+    expect(address).toBeDefined();
+    expect(leader.output()).toContain(`data directory: ${data}`);
+
+    const run = await cli(["run", "--quiet", "--leader", `http://${address}`, "--run", "L1", "--task", "t", "--", "echo", "hi"]);
+    expect(run.code).toBe(0);
+
+    // A second leader on the same data directory is refused with a reason, not a stack trace.
+    const second = await cli(["leader", "--data", data, "--listen", "127.0.0.1:0"]);
+    expect(expectOneLineError(second)).toContain("another process (a running leader?) is using this data directory");
+
+    leader.child.kill("SIGTERM");
+    const stopped = await leader.done;
+    expect(stopped.code).toBe(0);
+    expect(stopped.stdout).toContain("stopped");
+
+    // The log written before the stop is there for the next leader.
+    const again = startCli(["leader", "--data", data, "--listen", "127.0.0.1:0"]);
+    await again.printed("data directory:");
+    const next = /listening on (127\.0\.0\.1:\d+)/.exec(again.output())?.[1];
+    const read = await cli(["read", "--leader", `http://${next}`, "L1", "t"]);
+    expect(read.stdout).toBe("hi\n");
+    again.child.kill("SIGTERM");
+    expect((await again.done).code).toBe(0);
+  });
+
+  test("a configuration error names the key and stops the leader", async () => {
+    const config = join(dir, "bad.yaml");
+    await writeFile(config, "server:\n  listn: 127.0.0.1:1\nlimits:\n  max_line_bytes: lots\n");
+    const r = await cli(["leader", "--config", config]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("server.listn: unknown key");
+    expect(r.stderr).toContain("limits.max_line_bytes:");
+    expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 });

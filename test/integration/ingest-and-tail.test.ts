@@ -31,6 +31,15 @@ async function pushTask(
   return expected;
 }
 
+/** Polls `check` until it holds; bounded, for states that announce themselves with no event. */
+async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 async function readAll(client: LeaderClient, run: string, task: string): Promise<string> {
   const parts: Buffer[] = [];
   let offset = 0n;
@@ -177,6 +186,28 @@ describe("a worker whose stream breaks", () => {
     const client = new LeaderClient(f.url);
     expect(await readAll(client, "cut", "t")).toBe(expected);
     client.close();
+  });
+
+  test("a Push stream cut mid-way is a server event of its run", async () => {
+    const proxy = await startTcpProxy(f.leader.port);
+    const worker = new LeaderClient(proxy.url);
+    const reader = new LeaderClient(f.url);
+    const call = worker.push();
+    call.write({ task: { runId: "broken", task: "t" }, batch: { firstSeq: 1n, lines: [{ text: Buffer.from("before the cut") }] } });
+    // Cut only once the leader holds the batch, while the stream is still open.
+    await until(async () => ((await reader.read({ runId: "broken", task: "t" }).catch(() => undefined))?.length ?? 0n) > 0n);
+    proxy.cutAll();
+    await expect(call.end()).rejects.toThrow();
+    await until(async () => (await reader.read({ runId: "broken", task: "_server" })).length > 0n);
+    const [event] = (await readAll(reader, "broken", "_server"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { stream: string; line: string });
+    expect(event?.stream).toBe("stderr");
+    expect(event?.line).toMatch(/^Push stream for task t broke before it ended \(.+\); lines up to seq 1 are stored$/);
+    worker.close();
+    reader.close();
+    await proxy.close();
   });
 
   test("resumes after the leader restarts mid-task", async () => {
