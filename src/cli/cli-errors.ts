@@ -19,7 +19,14 @@ export function describeError(err: unknown, leader?: string): string {
   if (code !== undefined) {
     const details = (err as { details?: string }).details ?? "";
     if (code === status.UNAVAILABLE) {
-      return `cannot reach the leader${leader ? ` at ${leader}` : ""} (${details || "unavailable"}); is it running? Set --leader or JOBLOG_LEADER`;
+      // grpc-js wraps the socket error in "No connection established. Last error: … Resolution note: …".
+      const socketError = /(connect \w+ [^\s.]+(?:\.\d+)*:\d+|getaddrinfo \w+ \S+|Name resolution failed for target \S+)/.exec(
+        details,
+      )?.[1];
+      if (socketError || details.startsWith("No connection established")) {
+        return `cannot reach the leader${leader ? ` at ${leader}` : ""} (${socketError ?? "no connection"}); is it running? Set --leader or JOBLOG_LEADER`;
+      }
+      return `the leader${leader ? ` at ${leader}` : ""} is unavailable: ${details || "try again"}`;
     }
     if (code === status.DEADLINE_EXCEEDED) return `the leader${leader ? ` at ${leader}` : ""} did not answer in time`;
     return `${status[code]}: ${details}`;
