@@ -25,10 +25,10 @@ declare module "@nxtedition/rocksdb" {
     nextv(size: number): Promise<Array<[Buffer, Buffer]>>;
     close(): Promise<void>;
   }
-  interface RocksBatchOp {
-    type: "put" | "del";
-    key: Buffer;
-    value?: Buffer;
+  interface RocksChainedBatch {
+    put(key: Buffer, value: Buffer): this;
+    del(key: Buffer): this;
+    write(options?: { sync?: boolean }): Promise<void>;
   }
   class RocksLevel {
     constructor(location: string, options?: RocksOpenOptions);
@@ -36,7 +36,7 @@ declare module "@nxtedition/rocksdb" {
     open(options?: RocksOpenOptions): Promise<void>;
     close(): Promise<void>;
     getMany(keys: Buffer[], options?: { keyEncoding?: "buffer"; valueEncoding?: "buffer" }): Promise<Array<Buffer | undefined>>;
-    batch(ops: RocksBatchOp[], options?: { sync?: boolean; keyEncoding?: "buffer"; valueEncoding?: "buffer" }): Promise<void>;
+    batch(): RocksChainedBatch;
     iterator(options?: RocksRange): RocksIterator;
     clear(options?: RocksRange): Promise<void>;
     getProperty(property: string): string;
