@@ -88,6 +88,8 @@ export class RunDirectory {
       return Promise.reject(permissionDenied("task _server holds server events; only the leader writes it"));
     }
     return this.lock.run(ref.runId, async () => {
+      const finished = await this.finishedTask(ref);
+      if (finished) return finished;
       const run = await this.openRun(ref);
       const key = taskKey(run.record.runId, ref.task);
       if (ref.task !== RUN_LOG_TASK && !run.tasks.has(ref.task)) {
@@ -105,6 +107,21 @@ export class RunDirectory {
       run.lastActivity = this.now();
       return { run: run.record, task: ref.task, key, progress: progressOf(await this.registry.load(key)) };
     });
+  }
+
+  /**
+   * A task of a completed run, opened again: a worker whose completion was acknowledged
+   * too late, retrying. It learns the task's state (and may resend lines and completion,
+   * which are acknowledged as duplicates); new tasks in a completed run are refused.
+   */
+  private async finishedTask(ref: TaskRefInput): Promise<OpenedTask | undefined> {
+    if (this.open.has(ref.runId)) return undefined;
+    const record = await this.meta.getRun(ref.runId);
+    if (record?.state !== "completed") return undefined;
+    const key = taskKey(ref.runId, ref.task);
+    const state = await this.registry.load(key);
+    if (!state || ref.task === RUN_LOG_TASK) return undefined;
+    return { run: record, task: ref.task, key, progress: progressOf(state) };
   }
 
   /** Notes that a run did something, which postpones its idle completion. */

@@ -1,7 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { LogService } from "../../gen/joblog/v1/log_pb.js";
+import { LogService, Result } from "../../gen/joblog/v1/log_pb.js";
 import { LeaderClient } from "../../src/client/leader-client.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { ciLine, expectedRecord } from "../helpers/expected-jsonl.js";
@@ -234,6 +234,36 @@ describe("a worker whose stream breaks", () => {
     expect(await readAll(client, "restart", "t")).toBe(expected);
     const run = await client.getRun({ runId: "restart" });
     expect(run.tasks[0]?.exitCode).toBe(2);
+    client.close();
+  });
+});
+
+describe("a worker whose acknowledgement came too late", () => {
+  let f: LeaderFixture;
+  beforeAll(async () => {
+    f = await startTestLeader();
+  });
+  afterAll(async () => {
+    await f.dispose();
+  });
+
+  test("resends its lines and completion after the run completed, and they are acknowledged as duplicates", async () => {
+    const write = async () => {
+      const writer = TaskLogWriter.open({ leader: f.url, runId: "late", task: "t" });
+      for (let i = 0; i < 100; i++) writer.write("stdout", ciLine("t", i), TS0 + i);
+      await writer.complete({ result: "succeeded", exitCode: 0 });
+    };
+    await write();
+    const client = new LeaderClient(f.url);
+    const before = await readAll(client, "late", "t");
+    await client.completeRun({ runId: "late", result: Result.SUCCEEDED });
+    // The same worker, as if its first acknowledgement had been lost, tries again.
+    await write();
+    expect(await readAll(client, "late", "t")).toBe(before);
+    // New work in the completed run is still refused.
+    const other = TaskLogWriter.open({ leader: f.url, runId: "late", task: "new" });
+    other.write("stdout", "too late");
+    await expect(other.complete({ result: "succeeded", exitCode: 0 })).rejects.toThrow(/already completed/);
     client.close();
   });
 });
