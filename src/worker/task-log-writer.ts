@@ -4,6 +4,7 @@ import { grpcCode, LeaderClient } from "../client/leader-client.js";
 import { identifierProblem } from "../ids/identifiers.js";
 import { truncateLine } from "../lines/line-limit.js";
 import { Backoff, sleep } from "./backoff.js";
+import { PendingLines } from "./pending-lines.js";
 
 export type OutputStream = "stdout" | "stderr";
 
@@ -58,13 +59,6 @@ export interface TaskOutcome {
   signal?: string;
 }
 
-interface Line {
-  seq: number;
-  stream: Stream;
-  text: Uint8Array;
-  tsMs: number;
-}
-
 /** Thrown when the leader refuses the log for good (bad identifier, completed task, ...); retrying cannot help. */
 export class TaskLogRefusedError extends Error {
   override name = "TaskLogRefusedError";
@@ -75,10 +69,6 @@ export class TaskLogRefusedError extends Error {
     super(message);
   }
 }
-
-// What a buffered line costs beyond its text (the Line object, its Buffer, array slot):
-// counted so a flood of short lines (`seq 1 1000000`) is bounded like a few long ones.
-const LINE_OVERHEAD_BYTES = 96;
 
 // Retrying these cannot succeed: the request itself is wrong or not allowed.
 const PERMANENT = new Set<status>([status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.FAILED_PRECONDITION]);
@@ -95,22 +85,18 @@ export class TaskLogWriter {
   private readonly settings: WriterSettings;
   private readonly client: LeaderClient;
   private readonly ownsClient: boolean;
-  private readonly buffer: Line[] = [];
-  private bufferedBytes = 0;
-  private nextSeq = 1;
-  /** Lines at or below this are durable on the leader. */
-  private ackedSeq = 0;
+  private readonly pending: PendingLines;
   private outcome: TaskOutcome | undefined;
   private completed = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
-  private roomWaiters: Array<() => void> = [];
   private doneWaiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
   private readonly stopper = new AbortController();
   private readonly loop: Promise<void>;
 
   private constructor(private readonly options: TaskLogWriterOptions) {
     this.settings = { ...DEFAULT_WRITER_SETTINGS, ...options.settings };
+    this.pending = new PendingLines(this.settings.bufferMaxBytes);
     this.ownsClient = typeof options.leader === "string";
     this.client = typeof options.leader === "string" ? new LeaderClient(options.leader) : options.leader;
     this.loop = this.run();
@@ -134,7 +120,7 @@ export class TaskLogWriter {
 
   /** Sequence number of the last line the leader holds durably. */
   get durableSeq(): number {
-    return this.ackedSeq;
+    return this.pending.durableSeq;
   }
 
   /**
@@ -145,19 +131,21 @@ export class TaskLogWriter {
     if (this.failure) throw this.failure;
     if (this.outcome) throw new Error("write after complete()");
     const raw = typeof text === "string" ? Buffer.from(text) : text;
-    const bytes = truncateLine(raw, this.settings.maxLineBytes);
-    this.buffer.push({ seq: this.nextSeq++, stream: stream === "stderr" ? Stream.STDERR : Stream.STDOUT, text: bytes, tsMs });
-    this.bufferedBytes += bytes.byteLength + LINE_OVERHEAD_BYTES;
-    if (this.unsentCount() >= this.settings.batchMaxLines || this.bufferedBytes >= this.settings.bufferMaxBytes) this.poke();
-    else if (this.unsentCount() === 1) this.poke(); // arms the interval timer
-    return this.bufferedBytes < this.settings.bufferMaxBytes;
+    const hasRoom = this.pending.add(
+      stream === "stderr" ? Stream.STDERR : Stream.STDOUT,
+      truncateLine(raw, this.settings.maxLineBytes),
+      tsMs,
+    );
+    // A full batch or a full buffer is sent now; a first line arms the batch interval timer.
+    const unsent = this.pending.unsentCount;
+    if (unsent >= this.settings.batchMaxLines || unsent === 1 || !hasRoom) this.poke();
+    return hasRoom;
   }
 
   /** Resolves when the buffer has room again (or at once if it has). */
   ready(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.bufferedBytes < this.settings.bufferMaxBytes) return Promise.resolve();
-    return new Promise((resolve) => this.roomWaiters.push(resolve));
+    return this.pending.room();
   }
 
   /** Completes the task after every written line is durable; resolves when the leader has recorded it. */
@@ -179,30 +167,10 @@ export class TaskLogWriter {
     await this.loop.catch(() => undefined);
   }
 
-  private unsentCount(): number {
-    return this.buffer.length - this.sentIndex;
-  }
-
-  /** Index in `buffer` of the first line not yet sent on the current stream. */
-  private sentIndex = 0;
-
   private poke(): void {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
-  }
-
-  private acknowledge(durableSeq: number): void {
-    if (durableSeq <= this.ackedSeq) return;
-    this.ackedSeq = durableSeq;
-    let drop = 0;
-    while (drop < this.buffer.length && (this.buffer[drop] as Line).seq <= durableSeq) {
-      this.bufferedBytes -= (this.buffer[drop] as Line).text.byteLength + LINE_OVERHEAD_BYTES;
-      drop++;
-    }
-    this.buffer.splice(0, drop);
-    this.sentIndex = Math.max(0, this.sentIndex - drop);
-    if (this.bufferedBytes < this.settings.bufferMaxBytes) for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
   private async run(): Promise<void> {
@@ -220,8 +188,8 @@ export class TaskLogWriter {
         try {
           if (resync) {
             const opened = await this.client.openTask({ task: ref });
-            this.acknowledge(Number(opened.durableSeq));
-            if (opened.state === TaskState.COMPLETED && this.buffer.length > 0) {
+            this.pending.acknowledge(Number(opened.durableSeq));
+            if (opened.state === TaskState.COMPLETED && !this.pending.isEmpty) {
               throw new TaskLogRefusedError(`task ${ref.task} of run ${ref.runId} is already completed`, status.FAILED_PRECONDITION);
             }
             resync = false;
@@ -242,7 +210,7 @@ export class TaskLogWriter {
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
       for (const w of this.doneWaiters.splice(0)) w.reject(this.failure);
-      for (const resolve of this.roomWaiters.splice(0)) resolve();
+      this.pending.releaseWaiters();
     } finally {
       if (this.ownsClient) this.client.close();
     }
@@ -256,7 +224,7 @@ export class TaskLogWriter {
       answered = true;
       this.poke();
     });
-    this.sentIndex = 0;
+    this.pending.rewind();
     let streamBytes = 0;
     let streamCost = 0;
     let first = true;
@@ -269,17 +237,22 @@ export class TaskLogWriter {
         }
         // An answer before the end is a refusal or a shutdown: end() rethrows it.
         if (answered) break;
-        const batch = this.takeBatch();
-        const completeNow = this.outcome !== undefined && this.sentIndex === this.buffer.length;
+        const limits = {
+          maxLines: this.settings.batchMaxLines,
+          maxBytes: this.settings.batchMaxBytes,
+          maxIntervalMs: this.settings.batchMaxIntervalMs,
+        };
+        const batch = this.pending.takeBatch(limits, this.outcome !== undefined, Date.now());
+        const completeNow = this.outcome !== undefined && this.pending.allSent;
         if (batch || completeNow || first) {
           const ok = call.write({
             ...(first ? { task: ref } : {}),
-            ...(batch ? { batch } : {}),
+            ...(batch ? { batch: batch.message } : {}),
             ...(completeNow ? { complete: completionOf(this.outcome as TaskOutcome) } : {}),
           });
           first = false;
           streamBytes += batch?.bytes ?? 0;
-          streamCost += batch ? batch.bytes + batch.lines.length * LINE_OVERHEAD_BYTES : 0;
+          streamCost += batch ? PendingLines.costOf(batch) : 0;
           if (completeNow) {
             sentCompletion = true;
             break;
@@ -293,7 +266,7 @@ export class TaskLogWriter {
         await this.waitForWork();
       }
       const response = await call.end();
-      this.acknowledge(Number(response.durableSeq));
+      this.pending.acknowledge(Number(response.durableSeq));
       if (sentCompletion && response.completed) {
         this.completed = true;
         for (const w of this.doneWaiters.splice(0)) w.resolve();
@@ -304,50 +277,19 @@ export class TaskLogWriter {
     }
   }
 
-  /** The next batch when one is due: full, old enough, or the last before completion. */
-  private takeBatch(): (ReturnType<typeof batchOf> & { bytes: number }) | undefined {
-    const start = this.sentIndex;
-    const available = this.buffer.length - start;
-    if (available === 0) return undefined;
-    const oldest = this.buffer[start] as Line;
-    const due =
-      available >= this.settings.batchMaxLines ||
-      this.outcome !== undefined ||
-      Date.now() - oldest.tsMs >= this.settings.batchMaxIntervalMs ||
-      this.bufferedBytes >= this.settings.bufferMaxBytes / 2;
-    let end = start;
-    let bytes = 0;
-    while (end < this.buffer.length && end - start < this.settings.batchMaxLines && bytes < this.settings.batchMaxBytes) {
-      bytes += (this.buffer[end] as Line).text.byteLength;
-      end++;
-    }
-    if (!due && bytes < this.settings.batchMaxBytes) return undefined;
-    this.sentIndex = end;
-    return { ...batchOf(this.buffer, start, end), bytes };
-  }
-
   /** Waits for new lines, completion, abort, or the batch interval of the oldest unsent line. */
   private waitForWork(): Promise<void> {
     return new Promise<void>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
-      const oldest = this.buffer[this.sentIndex];
-      if (oldest) timer = setTimeout(() => this.poke(), Math.max(1, this.settings.batchMaxIntervalMs - (Date.now() - oldest.tsMs)));
+      const oldest = this.pending.oldestUnsentMs;
+      if (oldest !== undefined)
+        timer = setTimeout(() => this.poke(), Math.max(1, this.settings.batchMaxIntervalMs - (Date.now() - oldest)));
       this.wake = () => {
         if (timer) clearTimeout(timer);
         resolve();
       };
     });
   }
-}
-
-function batchOf(buffer: readonly Line[], start: number, end: number) {
-  const base = (buffer[start] as Line).tsMs;
-  const lines = [];
-  for (let i = start; i < end; i++) {
-    const l = buffer[i] as Line;
-    lines.push({ text: l.text, stream: l.stream, tsOffsetMs: Math.max(0, l.tsMs - base) });
-  }
-  return { firstSeq: BigInt((buffer[start] as Line).seq), baseTsUnixMs: BigInt(base), lines };
 }
 
 function completionOf(outcome: TaskOutcome) {

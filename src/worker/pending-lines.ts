@@ -1,0 +1,142 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { BatchSchema, Stream } from "../../gen/joblog/v1/log_pb.js";
+
+interface Line {
+  seq: number;
+  stream: Stream;
+  text: Uint8Array;
+  tsMs: number;
+}
+
+export interface BatchLimits {
+  maxLines: number;
+  maxBytes: number;
+  maxIntervalMs: number;
+}
+
+export interface OutgoingBatch {
+  message: MessageInitShape<typeof BatchSchema>;
+  lineCount: number;
+  /** Bytes of line text. */
+  bytes: number;
+}
+
+// What a held line costs beyond its text (the Line object, its Buffer, its array slot):
+// counted so a flood of short lines (`seq 1 1000000`) is bounded like a few long ones.
+const LINE_OVERHEAD_BYTES = 96;
+
+/**
+ * A task's lines from capture until the leader holds them durably, in sequence
+ * order. Each gets its sequence number when added and keeps it through every
+ * resend. The byte bound is what makes the writer's backpressure: `add` reports
+ * when it is reached, and `room()` resolves once acknowledgements free enough.
+ */
+export class PendingLines {
+  private lines: Line[] = [];
+  private heldBytes = 0;
+  private nextSeq = 1;
+  private ackedSeq = 0;
+  /** Index of the first line not yet sent on the current stream. */
+  private sentIndex = 0;
+  private roomWaiters: Array<() => void> = [];
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Sequence number of the last line the leader holds durably. */
+  get durableSeq(): number {
+    return this.ackedSeq;
+  }
+
+  get unsentCount(): number {
+    return this.lines.length - this.sentIndex;
+  }
+
+  get allSent(): boolean {
+    return this.sentIndex === this.lines.length;
+  }
+
+  get isEmpty(): boolean {
+    return this.lines.length === 0;
+  }
+
+  get full(): boolean {
+    return this.heldBytes >= this.maxBytes;
+  }
+
+  /** Past half the bound: send what is there rather than wait for a fuller batch. */
+  get underPressure(): boolean {
+    return this.heldBytes >= this.maxBytes / 2;
+  }
+
+  /** Capture time of the oldest line not yet sent. */
+  get oldestUnsentMs(): number | undefined {
+    return this.lines[this.sentIndex]?.tsMs;
+  }
+
+  /** Adds a line; false when the bound is reached (the line is kept). */
+  add(stream: Stream, text: Uint8Array, tsMs: number): boolean {
+    this.lines.push({ seq: this.nextSeq++, stream, text, tsMs });
+    this.heldBytes += text.byteLength + LINE_OVERHEAD_BYTES;
+    return !this.full;
+  }
+
+  /** Resolves when the held bytes are under the bound again. */
+  room(): Promise<void> {
+    if (!this.full) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Wakes every `room()` waiter, e.g. when the writer has failed for good. */
+  releaseWaiters(): void {
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
+  }
+
+  /** Drops every line at or below `durableSeq`. */
+  acknowledge(durableSeq: number): void {
+    if (durableSeq <= this.ackedSeq) return;
+    this.ackedSeq = durableSeq;
+    let drop = 0;
+    while (drop < this.lines.length && (this.lines[drop] as Line).seq <= durableSeq) {
+      this.heldBytes -= (this.lines[drop] as Line).text.byteLength + LINE_OVERHEAD_BYTES;
+      drop++;
+    }
+    this.lines.splice(0, drop);
+    this.sentIndex = Math.max(0, this.sentIndex - drop);
+    if (!this.full) this.releaseWaiters();
+  }
+
+  /** A new stream starts: everything not acknowledged is to be sent again. */
+  rewind(): void {
+    this.sentIndex = 0;
+  }
+
+  /**
+   * The next batch if one is due — full, old enough, under pressure, or `flush` (the
+   * last lines before completion) — and marks its lines sent.
+   */
+  takeBatch(limits: BatchLimits, flush: boolean, now: number): OutgoingBatch | undefined {
+    const start = this.sentIndex;
+    const oldest = this.lines[start];
+    if (!oldest) return undefined;
+    const due = flush || this.lines.length - start >= limits.maxLines || now - oldest.tsMs >= limits.maxIntervalMs || this.underPressure;
+    let end = start;
+    let bytes = 0;
+    while (end < this.lines.length && end - start < limits.maxLines && bytes < limits.maxBytes) {
+      bytes += (this.lines[end] as Line).text.byteLength;
+      end++;
+    }
+    if (!due && bytes < limits.maxBytes) return undefined;
+    this.sentIndex = end;
+    const lines = [];
+    for (let i = start; i < end; i++) {
+      const l = this.lines[i] as Line;
+      lines.push({ text: l.text, stream: l.stream, tsOffsetMs: Math.max(0, l.tsMs - oldest.tsMs) });
+    }
+    return { message: { firstSeq: BigInt(oldest.seq), baseTsUnixMs: BigInt(oldest.tsMs), lines }, lineCount: end - start, bytes };
+  }
+
+  /** What a batch's lines count against the bound. */
+  static costOf(batch: OutgoingBatch): number {
+    return batch.bytes + batch.lineCount * LINE_OVERHEAD_BYTES;
+  }
+}
