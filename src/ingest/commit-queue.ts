@@ -38,6 +38,8 @@ export interface CommitQueueOptions {
   chunkBytes: number;
   /** Called after each durable group, in commit order. */
   onCommitted(appends: CommittedAppend[], states: Map<TaskKey, TaskLogState>): void;
+  /** Where a failing listener is reported. */
+  warn?: (message: string, err: unknown) => void;
 }
 
 /**
@@ -142,7 +144,7 @@ export class CommitQueue {
         this.options.onCommitted(appends, states);
       } catch (err) {
         // Listeners must not undo an acknowledged write; report and go on.
-        console.error("commit listener failed", err);
+        this.options.warn?.("commit listener failed", err);
       }
     }
     for (const [i, { resolve, reject }] of jobs.entries()) {

@@ -59,6 +59,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     sync,
     chunkBytes: config.storage.chunk_bytes,
     onCommitted: (appends, states) => hub.publish(appends, states),
+    warn: log,
   });
   const directory = new RunDirectory(meta, registry, queue, {
     sync,
