@@ -2,8 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { type PushRequest, type PushResponse, PushResponseSchema, type TaskRef } from "../../gen/joblog/v1/log_pb.js";
 import type { LimitsConfig } from "../config/config-schema.js";
-import { DomainError, invalidArgument, resourceExhausted, unavailable } from "../errors/domain-error.js";
-import { identifierProblem } from "../ids/identifiers.js";
+import { DomainError, failedPrecondition, invalidArgument, resourceExhausted, unavailable } from "../errors/domain-error.js";
+import { identifierProblem, RUN_LOG_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
 import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
@@ -83,6 +83,9 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
         if (inflight.length > MAX_INFLIGHT_BATCHES) progress = await (inflight.shift() as Promise<LogProgress>);
       }
       if (req.complete) {
+        if (opened.task === RUN_LOG_TASK) {
+          throw failedPrecondition("the run log _run completes with its run (CompleteRun); a driver flushes its lines instead of completing it");
+        }
         await settle();
         const result = resultFromProto(req.complete.result);
         if (!result) throw invalidArgument("complete.result must be RESULT_SUCCEEDED or RESULT_FAILED");

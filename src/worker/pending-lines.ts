@@ -47,6 +47,11 @@ export class PendingLines {
     return this.ackedSeq;
   }
 
+  /** Sequence number of the last line added (0: none). */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
   get unsentCount(): number {
     return this.lines.length - this.sentIndex;
   }

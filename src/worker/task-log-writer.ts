@@ -90,6 +90,9 @@ export class TaskLogWriter {
   private completed = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  /** A flush() asked for every line up to this to be durable. */
+  private flushTarget = 0;
+  private flushWaiters: Array<{ seq: number; resolve(): void; reject(e: Error): void }> = [];
   private doneWaiters: Array<{ resolve(): void; reject(e: Error): void }> = [];
   private readonly stopper = new AbortController();
   private readonly loop: Promise<void>;
@@ -160,6 +163,26 @@ export class TaskLogWriter {
     await this.loop;
   }
 
+  /**
+   * Resolves once every line written so far is durable on the leader, without
+   * completing the task: for logs that outlive one writer, such as a driver's lines
+   * in the run log `_run`, which completes with its run.
+   */
+  async flush(): Promise<void> {
+    if (this.failure) throw this.failure;
+    const seq = this.pending.lastSeq;
+    if (this.pending.durableSeq >= seq) return;
+    this.flushTarget = Math.max(this.flushTarget, seq);
+    this.poke();
+    await new Promise<void>((resolve, reject) => this.flushWaiters.push({ seq, resolve, reject }));
+  }
+
+  /** Flushes, then stops without completing the task. */
+  async close(): Promise<void> {
+    await this.flush();
+    await this.abort();
+  }
+
   /** Stops without completing; unacknowledged lines are dropped. */
   async abort(): Promise<void> {
     this.stopper.abort();
@@ -171,6 +194,16 @@ export class TaskLogWriter {
     const wake = this.wake;
     this.wake = undefined;
     wake?.();
+  }
+
+  private acknowledge(durableSeq: number): void {
+    this.pending.acknowledge(durableSeq);
+    const durable = this.pending.durableSeq;
+    this.flushWaiters = this.flushWaiters.filter((w) => {
+      if (w.seq > durable) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   private async run(): Promise<void> {
@@ -188,7 +221,7 @@ export class TaskLogWriter {
         try {
           if (resync) {
             const opened = await this.client.openTask({ task: ref });
-            this.pending.acknowledge(Number(opened.durableSeq));
+            this.acknowledge(Number(opened.durableSeq));
             if (opened.state === TaskState.COMPLETED && !this.pending.isEmpty) {
               throw new TaskLogRefusedError(`task ${ref.task} of run ${ref.runId} is already completed`, status.FAILED_PRECONDITION);
             }
@@ -210,6 +243,7 @@ export class TaskLogWriter {
     } catch (err) {
       this.failure = err instanceof Error ? err : new Error(String(err));
       for (const w of this.doneWaiters.splice(0)) w.reject(this.failure);
+      for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
       this.pending.releaseWaiters();
     } finally {
       if (this.ownsClient) this.client.close();
@@ -242,8 +276,12 @@ export class TaskLogWriter {
           maxBytes: this.settings.batchMaxBytes,
           maxIntervalMs: this.settings.batchMaxIntervalMs,
         };
-        const batch = this.pending.takeBatch(limits, this.outcome !== undefined, Date.now());
+        const flushing = this.flushTarget > this.pending.durableSeq;
+        const batch = this.pending.takeBatch(limits, this.outcome !== undefined || flushing, Date.now());
         const completeNow = this.outcome !== undefined && this.pending.allSent;
+        // Everything a flush waits for is sent: end the stream to have it acknowledged.
+        const flushNow = flushing && !completeNow && !batch && this.pending.allSent && !first;
+        if (flushNow) break;
         if (batch || completeNow || first) {
           const ok = call.write({
             ...(first ? { task: ref } : {}),
@@ -266,7 +304,7 @@ export class TaskLogWriter {
         await this.waitForWork();
       }
       const response = await call.end();
-      this.pending.acknowledge(Number(response.durableSeq));
+      this.acknowledge(Number(response.durableSeq));
       if (sentCompletion && response.completed) {
         this.completed = true;
         for (const w of this.doneWaiters.splice(0)) w.resolve();

@@ -267,3 +267,40 @@ describe("a worker whose acknowledgement came too late", () => {
     client.close();
   });
 });
+
+describe("a driver writing to the run log", () => {
+  let f: LeaderFixture;
+  beforeAll(async () => {
+    f = await startTestLeader();
+  });
+  afterAll(async () => {
+    await f.dispose();
+  });
+
+  test("its lines land in _run between the leader's lifecycle records; flush() makes them durable; completing _run is refused", async () => {
+    const driver = TaskLogWriter.open({ leader: f.url, runId: "driven", task: "_run", workflow: "nightly" });
+    driver.write("stdout", "dispatching build", TS0);
+    await driver.flush();
+    await pushTask(f.url, "driven", "build", 3);
+    driver.write("stdout", "build done, deploying", TS0 + 1);
+    await driver.close();
+
+    const client = new LeaderClient(f.url);
+    const lines = (await readAll(client, "driven", "_run"))
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { step: string; line: string });
+    expect(lines.every((l) => l.step === "_run")).toBe(true);
+    expect(lines.map((l) => l.line.replace(/after \d+\.\d+s/, "after Ns"))).toEqual([
+      "run driven started (workspace default, workflow nightly)",
+      "dispatching build",
+      "task build started",
+      "task build completed: succeeded, exit code 0, after Ns",
+      "build done, deploying",
+    ]);
+
+    const completing = TaskLogWriter.open({ leader: f.url, runId: "driven", task: "_run" });
+    await expect(completing.complete({ result: "succeeded", exitCode: 0 })).rejects.toThrow(/completes with its run/);
+    client.close();
+  });
+});
