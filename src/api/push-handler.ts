@@ -84,7 +84,9 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
       }
       if (req.complete) {
         if (opened.task === RUN_LOG_TASK) {
-          throw failedPrecondition("the run log _run completes with its run (CompleteRun); a driver flushes its lines instead of completing it");
+          throw failedPrecondition(
+            "the run log _run completes with its run (CompleteRun); a driver flushes its lines instead of completing it",
+          );
         }
         await settle();
         const result = resultFromProto(req.complete.result);

@@ -29,7 +29,10 @@ export function registerRun(program: Command, defaultLeader: string): void {
     .usage("--run ID --task NAME [options] -- CMD [ARGS...]")
     .action(async (command: string[], opts: RunOptions) => {
       if (opts.task === "_run" || opts.task === "_server") {
-        throw new CliError(`--task ${opts.task} is reserved for the run log and server events; a command's output goes to a task of its own`, 2);
+        throw new CliError(
+          `--task ${opts.task} is reserved for the run log and server events; a command's output goes to a task of its own`,
+          2,
+        );
       }
       const config = loadConfig({ file: opts.config ?? process.env.JOBLOG_CONFIG });
       const w = config.worker;
