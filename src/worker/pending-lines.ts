@@ -96,6 +96,18 @@ export class PendingLines {
     for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
+  /**
+   * Numbers the held lines, and every later one, after `durableSeq`: what the leader
+   * already holds for this task came from an earlier writer (a worker restarted on the
+   * same task), so these lines follow it rather than being taken for resends of it.
+   */
+  startAfter(durableSeq: number): void {
+    if (this.ackedSeq !== 0 || durableSeq === 0) return;
+    for (const [i, line] of this.lines.entries()) line.seq = durableSeq + 1 + i;
+    this.nextSeq = durableSeq + 1 + this.lines.length;
+    this.ackedSeq = durableSeq;
+  }
+
   /** Drops every line at or below `durableSeq`. */
   acknowledge(durableSeq: number): void {
     if (durableSeq <= this.ackedSeq) return;

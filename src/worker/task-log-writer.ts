@@ -90,6 +90,8 @@ export class TaskLogWriter {
   private completed = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  /** Whether the leader has told this writer where the task's log stands. */
+  private started = false;
   /** A flush() asked for every line up to this to be durable. */
   private flushTarget = 0;
   private flushWaiters: Array<{ seq: number; resolve(): void; reject(e: Error): void }> = [];
@@ -221,6 +223,9 @@ export class TaskLogWriter {
         try {
           if (resync) {
             const opened = await this.client.openTask({ task: ref });
+            // The first answer says where this writer's lines begin; later ones what is durable.
+            if (!this.started) this.pending.startAfter(Number(opened.durableSeq));
+            this.started = true;
             this.acknowledge(Number(opened.durableSeq));
             if (opened.state === TaskState.COMPLETED && !this.pending.isEmpty) {
               throw new TaskLogRefusedError(`task ${ref.task} of run ${ref.runId} is already completed`, status.FAILED_PRECONDITION);

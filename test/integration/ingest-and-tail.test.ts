@@ -248,22 +248,57 @@ describe("a worker whose acknowledgement came too late", () => {
   });
 
   test("resends its lines and completion after the run completed, and they are acknowledged as duplicates", async () => {
-    const write = async () => {
-      const writer = TaskLogWriter.open({ leader: f.url, runId: "late", task: "t" });
-      for (let i = 0; i < 100; i++) writer.write("stdout", ciLine("t", i), TS0 + i);
-      await writer.complete({ result: "succeeded", exitCode: 0 });
-    };
-    await write();
     const client = new LeaderClient(f.url);
+    const task = { runId: "late", task: "t" };
+    const batch = { firstSeq: 1n, baseTsUnixMs: BigInt(TS0), lines: ["a", "b", "c"].map((l) => ({ text: Buffer.from(l) })) };
+    const complete = { result: Result.SUCCEEDED, exitCode: 0 };
+    const first = client.push();
+    first.write({ task, batch, complete });
+    await first.end(); // the worker never saw this answer...
     const before = await readAll(client, "late", "t");
     await client.completeRun({ runId: "late", result: Result.SUCCEEDED });
-    // The same worker, as if its first acknowledgement had been lost, tries again.
-    await write();
+    // ...so it asks where the log stands and sends the same lines and completion again.
+    const opened = await client.openTask({ task });
+    expect(opened.durableSeq).toBe(3n);
+    const again = client.push();
+    again.write({ task, batch, complete });
+    expect(await again.end()).toMatchObject({ durableSeq: 3n, completed: true });
     expect(await readAll(client, "late", "t")).toBe(before);
-    // New work in the completed run is still refused.
+
+    // New lines for that task, or a new task, are refused: the run is over.
+    const fresh = TaskLogWriter.open({ leader: f.url, runId: "late", task: "t" });
+    fresh.write("stdout", "too late");
+    await expect(fresh.complete({ result: "succeeded", exitCode: 0 })).rejects.toThrow(/already completed/);
     const other = TaskLogWriter.open({ leader: f.url, runId: "late", task: "new" });
     other.write("stdout", "too late");
     await expect(other.complete({ result: "succeeded", exitCode: 0 })).rejects.toThrow(/already completed/);
+    client.close();
+  });
+});
+
+describe("a worker restarted on a task that already has lines", () => {
+  let f: LeaderFixture;
+  beforeAll(async () => {
+    f = await startTestLeader();
+  });
+  afterAll(async () => {
+    await f.dispose();
+  });
+
+  test("continues the log after them; nothing it writes is taken for a resend", async () => {
+    const first = TaskLogWriter.open({ leader: f.url, runId: "again", task: "t" });
+    for (let i = 0; i < 5; i++) first.write("stdout", `attempt 1 line ${i}`, TS0 + i);
+    await first.close(); // the worker dies without completing the task
+    const second = TaskLogWriter.open({ leader: f.url, runId: "again", task: "t" });
+    for (let i = 0; i < 3; i++) second.write("stdout", `attempt 2 line ${i}`, TS0 + 10 + i);
+    await second.complete({ result: "succeeded", exitCode: 0 });
+    expect(second.durableSeq).toBe(8);
+    const client = new LeaderClient(f.url);
+    const lines = (await readAll(client, "again", "t"))
+      .trim()
+      .split("\n")
+      .map((l) => (JSON.parse(l) as { line: string }).line);
+    expect(lines).toEqual([0, 1, 2, 3, 4].map((i) => `attempt 1 line ${i}`).concat([0, 1, 2].map((i) => `attempt 2 line ${i}`)));
     client.close();
   });
 });

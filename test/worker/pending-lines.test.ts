@@ -59,3 +59,16 @@ describe("PendingLines", () => {
     expect(p.durableSeq).toBe(2);
   });
 });
+
+test("lines held before the leader first answers are numbered after what it already holds", () => {
+  const p = new PendingLines(1 << 20);
+  p.add(Stream.STDOUT, text("new 1"), 0);
+  p.add(Stream.STDOUT, text("new 2"), 0);
+  p.startAfter(100);
+  expect(p.durableSeq).toBe(100);
+  expect(p.takeBatch(limits, true, 0)?.message.firstSeq).toBe(101n);
+  p.add(Stream.STDOUT, text("new 3"), 0);
+  expect(p.lastSeq).toBe(103);
+  p.startAfter(500); // only the first answer places the lines
+  expect(p.lastSeq).toBe(103);
+});
