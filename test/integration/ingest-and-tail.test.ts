@@ -52,6 +52,15 @@ async function readAll(client: LeaderClient, run: string, task: string): Promise
   return Buffer.concat(parts).toString("utf8");
 }
 
+/** One leader for the tests that need no special configuration; each uses run ids of its own. */
+let f: LeaderFixture;
+beforeAll(async () => {
+  f = await startTestLeader();
+});
+afterAll(async () => {
+  await f.dispose();
+});
+
 describe("ingest, read and tail", () => {
   let f: LeaderFixture;
   let client: LeaderClient;
@@ -151,14 +160,6 @@ describe("ingest, read and tail", () => {
 });
 
 describe("a worker whose stream breaks", () => {
-  let f: LeaderFixture;
-  beforeAll(async () => {
-    f = await startTestLeader();
-  });
-  afterAll(async () => {
-    await f.dispose();
-  });
-
   test("resumes after its connection is cut, losing and duplicating nothing", async () => {
     const proxy = await startTcpProxy(f.leader.port);
     const retries: unknown[] = [];
@@ -239,14 +240,6 @@ describe("a worker whose stream breaks", () => {
 });
 
 describe("a worker whose acknowledgement came too late", () => {
-  let f: LeaderFixture;
-  beforeAll(async () => {
-    f = await startTestLeader();
-  });
-  afterAll(async () => {
-    await f.dispose();
-  });
-
   test("resends its lines and completion after the run completed, and they are acknowledged as duplicates", async () => {
     const client = new LeaderClient(f.url);
     const task = { runId: "late", task: "t" };
@@ -277,14 +270,6 @@ describe("a worker whose acknowledgement came too late", () => {
 });
 
 describe("a worker restarted on a task that already has lines", () => {
-  let f: LeaderFixture;
-  beforeAll(async () => {
-    f = await startTestLeader();
-  });
-  afterAll(async () => {
-    await f.dispose();
-  });
-
   test("continues the log after them; nothing it writes is taken for a resend", async () => {
     const first = TaskLogWriter.open({ leader: f.url, runId: "again", task: "t" });
     for (let i = 0; i < 5; i++) first.write("stdout", `attempt 1 line ${i}`, TS0 + i);
@@ -304,14 +289,6 @@ describe("a worker restarted on a task that already has lines", () => {
 });
 
 describe("a driver writing to the run log", () => {
-  let f: LeaderFixture;
-  beforeAll(async () => {
-    f = await startTestLeader();
-  });
-  afterAll(async () => {
-    await f.dispose();
-  });
-
   test("its lines land in _run between the leader's lifecycle records; flush() makes them durable; completing _run is refused", async () => {
     const driver = TaskLogWriter.open({ leader: f.url, runId: "driven", task: "_run", workflow: "nightly" });
     driver.write("stdout", "dispatching build", TS0);
