@@ -73,13 +73,19 @@ export class RunDirectory {
         await this.meta.write(this.meta.updateRunOps(completedRecord(record, runLog.completion)), this.options.sync);
         continue;
       }
-      const tasks = new Map<string, boolean>();
-      for (const t of await this.meta.listTasks(runId)) {
-        const state = await this.registry.load(taskKey(runId, t.name));
-        tasks.set(t.name, state?.completion !== undefined);
-      }
-      this.open.set(runId, { record, tasks, lastActivity: this.now() });
+      await this.loadOpenRun(record);
     }
+  }
+
+  /** Brings a running run into memory with which of its tasks are complete. */
+  private async loadOpenRun(record: RunRecord): Promise<OpenRun> {
+    const tasks = new Map<string, boolean>();
+    for (const t of await this.meta.listTasks(record.runId)) {
+      tasks.set(t.name, (await this.registry.load(taskKey(record.runId, t.name)))?.completion !== undefined);
+    }
+    const run: OpenRun = { record, tasks, lastActivity: this.now() };
+    this.open.set(record.runId, run);
+    return run;
   }
 
   /** Opens a task log, creating the run and the task on first use. */
@@ -274,12 +280,7 @@ export class RunDirectory {
       }
       if (cached) return cached;
       // Known to the store but not in memory: a completed run (handled above) or a race with start().
-      const run: OpenRun = { record, tasks: new Map(), lastActivity: this.now() };
-      for (const t of await this.meta.listTasks(ref.runId)) {
-        run.tasks.set(t.name, (await this.registry.load(taskKey(ref.runId, t.name)))?.completion !== undefined);
-      }
-      this.open.set(ref.runId, run);
-      return run;
+      return this.loadOpenRun(record);
     }
     const now = this.now();
     const created: RunRecord = {

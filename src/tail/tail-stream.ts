@@ -44,7 +44,11 @@ export async function* tailLog(reader: LogReader, hub: TailHub, options: TailOpt
         // Subscribe-then-check: a commit landing between the check and the wait still wakes us.
         const changed = hub.changed(first.key, stop);
         const latest = (await reader.state(run, task)).state;
-        if (latest === state) await changed;
+        if (latest !== state) {
+          state = latest;
+          continue;
+        }
+        await changed;
       }
       state = (await reader.state(run, task)).state;
     }
