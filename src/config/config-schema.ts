@@ -41,6 +41,51 @@ export const storageSchema = z
       .min(4096)
       .max(4 * 1024 * 1024)
       .default(64 * 1024),
+    /**
+     * How chunks are compressed before they are encrypted (RocksDB's own
+     * compression is off for the log store: ciphertext does not compress).
+     */
+    chunk_compression: z.enum(["brotli", "deflate", "none"]).default("brotli"),
+    /** Brotli quality 0-11 or deflate level 0-9; higher is smaller and slower. */
+    chunk_compression_level: z.number().int().min(0).max(11).default(1),
+  })
+  .superRefine((storage, ctx) => {
+    if (storage.chunk_compression === "deflate" && storage.chunk_compression_level > 9) {
+      ctx.addIssue({ code: "custom", path: ["chunk_compression_level"], message: "deflate levels are 0-9" });
+    }
+  })
+  .prefault({});
+
+export const encryptionSchema = z
+  .strictObject({
+    /**
+     * Where run data keys come from: `local` wraps them under a master key file,
+     * `aws` under an AWS KMS key. Encryption is always on.
+     */
+    provider: z.enum(["local", "aws"]).default("local"),
+    /** The local master key file; `<data_dir>/master.key` when empty. */
+    master_key_file: z.string().default(""),
+    aws: z
+      .strictObject({
+        /** Key id, ARN or alias (`alias/joblog`) of a symmetric KMS key. */
+        key_id: z.string().default(""),
+        /** The region; from the AWS environment when empty. */
+        region: z.string().default(""),
+        /** An endpoint for KMS-compatible services; AWS's own when empty. */
+        endpoint: z.string().default(""),
+        /** Bound on one KMS call, retries included. */
+        timeout_ms: positiveInt().default(5000),
+      })
+      .prefault({}),
+    /** Plaintext data keys kept in memory: at most this many... */
+    data_key_cache_max_keys: positiveInt().default(10_000),
+    /** ...each for at most this long after it was fetched from the provider. */
+    data_key_cache_max_age_seconds: positiveInt().default(3600),
+  })
+  .superRefine((encryption, ctx) => {
+    if (encryption.provider === "aws" && !encryption.aws.key_id) {
+      ctx.addIssue({ code: "custom", path: ["aws", "key_id"], message: "required when encryption.provider is aws" });
+    }
   })
   .prefault({});
 
@@ -127,6 +172,7 @@ export const workerSchema = z
 export const configSchema = z.strictObject({
   server: serverSchema,
   storage: storageSchema,
+  encryption: encryptionSchema,
   limits: limitsSchema,
   runs: runsSchema,
   tail: tailSchema,
@@ -136,3 +182,4 @@ export const configSchema = z.strictObject({
 export type JoblogConfig = z.infer<typeof configSchema>;
 export type WorkerConfig = JoblogConfig["worker"];
 export type LimitsConfig = JoblogConfig["limits"];
+export type EncryptionConfig = JoblogConfig["encryption"];

@@ -9,7 +9,8 @@ export type DomainErrorKind =
   | "failed_precondition"
   | "permission_denied"
   | "resource_exhausted"
-  | "unavailable";
+  | "unavailable"
+  | "data_loss";
 
 export class DomainError extends Error {
   override name = "DomainError";
@@ -27,3 +28,4 @@ export const failedPrecondition = (message: string) => new DomainError("failed_p
 export const permissionDenied = (message: string) => new DomainError("permission_denied", message);
 export const resourceExhausted = (message: string) => new DomainError("resource_exhausted", message);
 export const unavailable = (message: string) => new DomainError("unavailable", message);
+export const dataLoss = (message: string) => new DomainError("data_loss", message);

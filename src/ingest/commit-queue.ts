@@ -1,3 +1,4 @@
+import type { SealingKey } from "../crypto/chunk-cipher.js";
 import type { KvOp, KvStore } from "../store/kv-store.js";
 import type { LogStore } from "../store/log-store.js";
 import type { TaskLogState } from "../store/task-log-state.js";
@@ -29,6 +30,8 @@ export type CommitJob<T> = (ctx: CommitContext) => T;
 
 interface Pending {
   job: CommitJob<unknown>;
+  /** Data keys of the runs the job touches, made ready before it was queued. */
+  keys: Array<[string, SealingKey]>;
   resolve(value: unknown): void;
   reject(err: unknown): void;
 }
@@ -68,8 +71,11 @@ export class CommitQueue {
    */
   async run<T>(keys: readonly TaskKey[], job: CommitJob<T>): Promise<T> {
     if (keys.some((key) => this.registry.peek(key) === undefined)) await Promise.all(keys.map((key) => this.registry.load(key)));
+    // Fetching a data key may wait for the key provider: before queueing, so it never holds up a group.
+    const runs = new Set(keys.map((key) => splitTaskKey(key).run));
+    const sealing = await Promise.all([...runs].map(async (run) => [run, await this.store.keys.prepareWrite(run)] as [string, SealingKey]));
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ job, resolve: resolve as (value: unknown) => void, reject });
+      this.pending.push({ job, keys: sealing, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         // setImmediate lets every stream whose data arrived in this I/O phase join the group.
@@ -81,8 +87,9 @@ export class CommitQueue {
   private async flush(): Promise<void> {
     const jobs = this.pending;
     this.pending = [];
+    const sealing = new Map(jobs.flatMap((j) => j.keys));
     const states = new Map<TaskKey, TaskLogState>();
-    const ops: KvOp[] = [];
+    const chunks: Array<{ run: string; task: string; offset: number; data: Buffer }> = [];
     const appends: CommittedAppend[] = [];
     // What the running job changed, to put back if it throws: O(what it touched), not O(group).
     let undo: Array<[TaskKey, TaskLogState | undefined]> = [];
@@ -99,7 +106,7 @@ export class CommitQueue {
         const { run, task } = splitTaskKey(key);
         let offset = before.length;
         for (const piece of splitAtRecords(jsonl, this.options.chunkBytes)) {
-          ops.push(this.store.chunkOp(run, task, offset, piece));
+          chunks.push({ run, task, offset, data: piece });
           appends.push({ key, offset, data: piece });
           offset += piece.length;
         }
@@ -111,13 +118,13 @@ export class CommitQueue {
 
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     for (const { job } of jobs) {
-      const opsLength = ops.length;
+      const chunksLength = chunks.length;
       const appendsLength = appends.length;
       undo = [];
       try {
         outcomes.push({ ok: true, value: job(ctx) });
       } catch (error) {
-        ops.length = opsLength;
+        chunks.length = chunksLength;
         appends.length = appendsLength;
         for (const [key, previous] of undo.reverse()) {
           if (previous === undefined) states.delete(key);
@@ -126,13 +133,16 @@ export class CommitQueue {
         outcomes.push({ ok: false, error });
       }
     }
-    for (const [key, state] of states) {
-      const { run, task } = splitTaskKey(key);
-      ops.push(this.store.stateOp(run, task, state));
-    }
-
     let writeError: unknown;
     try {
+      // Compression runs on the thread pool, all chunks of the group at once.
+      const ops: KvOp[] = await Promise.all(
+        chunks.map((c) => this.store.chunkOp(sealing.get(c.run) as SealingKey, c.run, c.task, c.offset, c.data)),
+      );
+      for (const [key, state] of states) {
+        const { run, task } = splitTaskKey(key);
+        ops.push(this.store.stateOp(run, task, state));
+      }
       await this.kv.write(ops, this.options.sync);
     } catch (err) {
       writeError = err;

@@ -8,6 +8,7 @@ import { registerServerReflection } from "../api/server-reflection.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
+import { openRunKeys } from "../keys/open-run-keys.js";
 import { LogReader } from "../read/log-reader.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
@@ -43,15 +44,29 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   }
   const sync = config.storage.durability === "fsync";
 
-  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: true });
+  // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
+  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false });
   let metaKv: KvStore;
+  let runKeys: Awaited<ReturnType<typeof openRunKeys>>;
+  let directory: RunDirectory | undefined;
   try {
     metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true });
+    try {
+      runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
+        onOutageEnded: (run, outage) => directory?.keyOutageEnded(run, outage),
+      });
+    } catch (err) {
+      await metaKv.close();
+      throw err;
+    }
   } catch (err) {
     await logKv.close();
     throw err;
   }
-  const logStore = new LogStore(logKv);
+  const logStore = new LogStore(logKv, runKeys.keys, {
+    algorithm: config.storage.chunk_compression,
+    level: config.storage.chunk_compression_level,
+  });
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
@@ -61,10 +76,11 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     onCommitted: (appends, states) => hub.publish(appends, states),
     warn: log,
   });
-  const directory = new RunDirectory(meta, registry, queue, {
+  directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
     warn: log,
+    createRunKey: (run, workspace) => runKeys.keys.createRunKey(run, workspace),
   });
   await directory.start();
   const reader = new LogReader(registry, logStore, directory, hub);
@@ -115,6 +131,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     listener = await listen(tracked, host, port);
   } catch (err) {
     await Promise.allSettled([logKv.close(), metaKv.close()]);
+    runKeys.close();
     throw err;
   }
 
@@ -137,6 +154,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();
     await Promise.allSettled([logKv.close(), metaKv.close()]);
+    runKeys.close();
   };
   return {
     address: listener.address,

@@ -39,7 +39,18 @@ export interface RunDirectoryOptions {
   now?: () => number;
   /** Where problems writing server events go (they must never fail the caller). */
   warn?: (message: string, err: unknown) => void;
+  /** Gives a new run its data key; called before the run is stored anywhere. */
+  createRunKey?: (runId: string, workspace: string) => Promise<void>;
 }
+
+/** A spell during which a run's data key could not be had from the key provider. */
+export interface KeyOutageReport {
+  since: number;
+  refused: number;
+  reason: string;
+}
+
+const MAX_PENDING_EVENTS = 10_000;
 
 const DEFAULT_NAME = "default";
 
@@ -51,6 +62,8 @@ const DEFAULT_NAME = "default";
  */
 export class RunDirectory {
   private readonly open = new Map<string, OpenRun>();
+  /** Server events of runs that do not exist yet (their key outage came first); written when they are created. */
+  private readonly earlyEvents = new Map<string, string>();
   private readonly lock = new KeyedLock();
   private readonly now: () => number;
 
@@ -234,6 +247,20 @@ export class RunDirectory {
     return done;
   }
 
+  /** Records, once, that a run waited for its data key; the run may not exist yet. */
+  keyOutageEnded(runId: string, outage: KeyOutageReport): void {
+    const seconds = ((this.now() - outage.since) / 1000).toFixed(1);
+    const line =
+      `the key provider was unreachable for this run from ${new Date(outage.since).toISOString()} for ${seconds}s: ` +
+      `${outage.refused} request(s) were refused with UNAVAILABLE and retried; last error: ${outage.reason}`;
+    if (this.open.has(runId)) {
+      void this.serverEvent(runId, line);
+      return;
+    }
+    if (this.earlyEvents.size >= MAX_PENDING_EVENTS) this.earlyEvents.delete(this.earlyEvents.keys().next().value as string);
+    this.earlyEvents.set(runId, line);
+  }
+
   /** Appends a server event for a run; a failure to do so is reported, never thrown. */
   async serverEvent(runId: string, line: string): Promise<void> {
     const key = taskKey(runId, SERVER_EVENTS_TASK);
@@ -282,16 +309,19 @@ export class RunDirectory {
       // Known to the store but not in memory: a completed run (handled above) or a race with start().
       return this.loadOpenRun(record);
     }
+    const workspace = ref.workspace || DEFAULT_NAME;
+    await this.options.createRunKey?.(ref.runId, workspace);
     const now = this.now();
     const created: RunRecord = {
       runId: ref.runId,
-      workspace: ref.workspace || DEFAULT_NAME,
+      workspace,
       workflow: ref.workflow || DEFAULT_NAME,
       state: "running",
       startedAt: now,
       taskCount: 0,
     };
     await this.meta.write(this.meta.createRunOps(created), this.options.sync);
+    const early = this.earlyEvents.get(ref.runId);
     const runLogKey = taskKey(ref.runId, RUN_LOG_TASK);
     const serverKey = taskKey(ref.runId, SERVER_EVENTS_TASK);
     await this.queue.run([runLogKey, serverKey], (ctx) => {
@@ -305,8 +335,10 @@ export class RunDirectory {
           [{ stream: "stdout", line: `run ${ref.runId} started (workspace ${created.workspace}, workflow ${created.workflow})` }],
           now,
         );
+        if (early) appendLeaderRecords(ctx, serverKey, [{ stream: "stderr", line: early }], now);
       }
     });
+    this.earlyEvents.delete(ref.runId);
     const run: OpenRun = { record: created, tasks: new Map(), lastActivity: now };
     this.open.set(ref.runId, run);
     return run;

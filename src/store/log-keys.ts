@@ -8,6 +8,8 @@
 
 const CHUNK = 0x43; // "C"
 const STATE = 0x53; // "S"
+const DATA_KEY = 0x4b; // "K"
+const NONCE_LEASE = 0x4e; // "N"
 const SEP = 0x00;
 
 function prefixed(tag: number, run: string, task: string, trailing: number): Buffer {
@@ -46,4 +48,38 @@ export function chunkOffset(key: Buffer): number {
 
 export function taskStateKey(run: string, task: string): Buffer {
   return prefixed(STATE, run, task, 0);
+}
+
+function runKey(tag: number, run: string, generation: number): Buffer {
+  const runLen = Buffer.byteLength(run);
+  const buf = Buffer.allocUnsafe(1 + runLen + 1 + 4);
+  buf[0] = tag;
+  buf.write(run, 1, "latin1");
+  buf[1 + runLen] = SEP;
+  buf.writeUInt32BE(generation, 2 + runLen);
+  return buf;
+}
+
+/** A run's wrapped data key of one generation: `K run \0 generation(4 bytes)`. */
+export function dataKeyKey(run: string, generation: number): Buffer {
+  return runKey(DATA_KEY, run, generation);
+}
+
+/** How many chunks the data key of one generation may have sealed: `N run \0 generation`. */
+export function nonceLeaseKey(run: string, generation: number): Buffer {
+  return runKey(NONCE_LEASE, run, generation);
+}
+
+/** Every wrapped data key, or those of one run. */
+export function dataKeyRange(run?: string): { gte: Buffer; lt: Buffer } {
+  if (run === undefined) return { gte: Buffer.from([DATA_KEY]), lt: Buffer.from([DATA_KEY + 1]) };
+  const gte = runKey(DATA_KEY, run, 0);
+  const lt = Buffer.from(gte.subarray(0, gte.length - 4));
+  lt[lt.length - 1] = SEP + 1;
+  return { gte, lt };
+}
+
+/** The run and generation of a data key's key. */
+export function parseDataKeyKey(key: Buffer): { run: string; generation: number } {
+  return { run: key.toString("latin1", 1, key.length - 5), generation: key.readUInt32BE(key.length - 4) };
 }

@@ -1,4 +1,6 @@
-import { decodeChunk, encodeChunk } from "./chunk-codec.js";
+import { ChunkIntegrityError, type ChunkKeySource, openChunk, type SealingKey, sealChunk } from "../crypto/chunk-cipher.js";
+import type { CompressionSetting } from "../crypto/chunk-compression.js";
+import { dataLoss } from "../errors/domain-error.js";
 import type { KvOp, KvStore } from "./kv-store.js";
 import { chunkKey, chunkOffset, chunkRange, taskStateKey } from "./log-keys.js";
 import { decodeTaskLogState, encodeTaskLogState, type TaskLogState } from "./task-log-state.js";
@@ -11,20 +13,30 @@ export interface LogSlice {
   data: Buffer;
 }
 
+/** Chunks opened at once by a read: decompression runs on the thread pool, in parallel. */
+const READ_AHEAD = 4;
+
 /**
- * The job-log store: chunks of canonical JSONL plus each task's state, in one
- * RocksDB. Writes are built as ops for the commit queue; reads seek.
+ * The job-log store: chunks of canonical JSONL, compressed and encrypted under
+ * their run's data key, plus each task's state, in one RocksDB. Writes are built
+ * as ops for the commit queue; reads seek.
  */
 export class LogStore {
-  constructor(readonly kv: KvStore) {}
+  constructor(
+    readonly kv: KvStore,
+    readonly keys: ChunkKeySource,
+    private readonly compression: CompressionSetting,
+  ) {}
 
   async loadState(run: string, task: string): Promise<TaskLogState | undefined> {
     const value = await this.kv.get(taskStateKey(run, task));
     return value === undefined ? undefined : decodeTaskLogState(value);
   }
 
-  chunkOp(run: string, task: string, offset: number, jsonl: Buffer): KvOp {
-    return { type: "put", key: chunkKey(run, task, offset), value: encodeChunk(jsonl) };
+  /** Compresses and encrypts one chunk (off the event loop) into a put for the commit batch. */
+  async chunkOp(key: SealingKey, run: string, task: string, offset: number, jsonl: Buffer): Promise<KvOp> {
+    const storeKey = chunkKey(run, task, offset);
+    return { type: "put", key: storeKey, value: await sealChunk(key, storeKey, jsonl, this.compression) };
   }
 
   stateOp(run: string, task: string, state: TaskLogState): KvOp {
@@ -35,6 +47,8 @@ export class LogStore {
    * Reads whole records from `offset` (moved forward to the next record start when
    * it falls inside one) up to `end`, stopping after `maxBytes` but returning at
    * least one record. Seeks to the chunk holding `offset`; never scans from 0.
+   * A chunk that fails authentication ends the read before it; when it is the
+   * first one, the read fails with DATA_LOSS naming it, and never returns its bytes.
    */
   async read(run: string, task: string, offset: number, end: number, maxBytes: number): Promise<LogSlice> {
     if (offset >= end) return { offset: end, data: Buffer.alloc(0) };
@@ -45,10 +59,19 @@ export class LogStore {
     const parts: Buffer[] = [];
     let start = -1;
     let total = 0;
-    for await (const [key, value] of this.kv.entries({ gte: startKey, lt: range.lt }, 4)) {
-      const chunkStart = chunkOffset(key);
-      if (chunkStart >= end) break;
-      let chunk = decodeChunk(value);
+    for await (const [chunkStart, opened] of this.openChunks(run, startKey, range.lt, end)) {
+      let chunk: Buffer;
+      try {
+        chunk = await opened;
+      } catch (err) {
+        if (!(err instanceof ChunkIntegrityError)) throw err;
+        if (start >= 0) break;
+        const next = await this.kv.first({ gt: chunkKey(run, task, chunkStart), lt: range.lt });
+        const resume = next ? Math.min(chunkOffset(next[0]), end) : end;
+        throw dataLoss(
+          `the chunk at offset ${chunkStart} of task ${task} in run ${run} failed authentication (${err.message}): it was altered or moved, so bytes ${chunkStart}..${resume} are not returned; the log reads on from offset ${resume}`,
+        );
+      }
       if (chunkStart + chunk.length > end) chunk = chunk.subarray(0, end - chunkStart);
       if (start < 0) {
         let skip = Math.max(0, offset - chunkStart);
@@ -75,6 +98,28 @@ export class LogStore {
     }
     if (start < 0) return { offset: end, data: Buffer.alloc(0) };
     return { offset: start, data: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total) };
+  }
+
+  /**
+   * Chunk start offsets below `end`, each with its plaintext being opened; up to
+   * READ_AHEAD are in flight, so decompression overlaps. A rejected open is
+   * handled by the consumer; the others are awaited or left to settle.
+   */
+  private async *openChunks(run: string, gte: Buffer, lt: Buffer, end: number): AsyncGenerator<[number, Promise<Buffer>]> {
+    const ahead: Array<[number, Promise<Buffer>]> = [];
+    try {
+      for await (const [key, value] of this.kv.entries({ gte, lt }, READ_AHEAD)) {
+        const chunkStart = chunkOffset(key);
+        if (chunkStart >= end) break;
+        const opening = openChunk(this.keys, run, key, value);
+        opening.catch(() => {}); // observed by the consumer when it gets there
+        ahead.push([chunkStart, opening]);
+        if (ahead.length >= READ_AHEAD) yield ahead.shift() as [number, Promise<Buffer>];
+      }
+      while (ahead.length > 0) yield ahead.shift() as [number, Promise<Buffer>];
+    } finally {
+      ahead.length = 0;
+    }
   }
 }
 

@@ -8,6 +8,7 @@ import { encodeLines } from "../../src/ingest/record-encoder.js";
 import { TaskRegistry, taskKey } from "../../src/ingest/task-registry.js";
 import { KvStore } from "../../src/store/kv-store.js";
 import { LogStore } from "../../src/store/log-store.js";
+import { localRunKeys } from "../helpers/local-run-keys.js";
 
 let dir: string;
 let kv: KvStore;
@@ -19,7 +20,9 @@ let queue: CommitQueue;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "joblog-commit-queue-"));
   kv = await KvStore.open(join(dir, "joblogs"), { compression: false });
-  store = new LogStore(kv);
+  const keys = await localRunKeys(kv, dir);
+  await keys.createRunKey("r", "default");
+  store = new LogStore(kv, keys, { algorithm: "brotli", level: 1 });
   registry = new TaskRegistry(store);
   committed = [];
   queue = new CommitQueue(kv, store, registry, { sync: false, chunkBytes: 64 * 1024, onCommitted: (a) => committed.push(...a) });

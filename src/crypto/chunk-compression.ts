@@ -1,0 +1,55 @@
+import { promisify } from "node:util";
+import { brotliCompress, brotliDecompress, constants, deflateRaw, inflateRaw } from "node:zlib";
+
+/**
+ * Compression of chunks before they are encrypted (ciphertext does not
+ * compress). node:zlib's callback API runs the work on libuv's thread pool, off
+ * the event loop that decodes Push streams. Brotli at quality 1 was measured both
+ * faster and smaller than deflate at level 1 on CI logs (README: storage).
+ */
+
+export type ChunkCompression = "none" | "deflate" | "brotli";
+
+/** Stored in each chunk's header, so the setting can change without rewriting old chunks. */
+export const COMPRESSION_IDS: Record<ChunkCompression, number> = { none: 0, deflate: 1, brotli: 2 };
+
+export interface CompressionSetting {
+  algorithm: ChunkCompression;
+  level: number;
+}
+
+const brotliCompressAsync = promisify(brotliCompress);
+const brotliDecompressAsync = promisify(brotliDecompress);
+const deflateRawAsync = promisify(deflateRaw);
+const inflateRawAsync = promisify(inflateRaw);
+
+export async function compressChunk(setting: CompressionSetting, plaintext: Buffer): Promise<Buffer> {
+  switch (setting.algorithm) {
+    case "none":
+      return plaintext;
+    case "deflate":
+      return deflateRawAsync(plaintext, { level: setting.level });
+    case "brotli":
+      return brotliCompressAsync(plaintext, {
+        params: {
+          [constants.BROTLI_PARAM_QUALITY]: setting.level,
+          [constants.BROTLI_PARAM_SIZE_HINT]: plaintext.length,
+          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+        },
+      });
+  }
+}
+
+/** Only ever called on authenticated bytes, so the output is what joblog itself compressed. */
+export async function decompressChunk(id: number, body: Buffer): Promise<Buffer> {
+  switch (id) {
+    case COMPRESSION_IDS.none:
+      return body;
+    case COMPRESSION_IDS.deflate:
+      return inflateRawAsync(body);
+    case COMPRESSION_IDS.brotli:
+      return brotliDecompressAsync(body);
+    default:
+      throw new Error(`unknown chunk compression ${id}`);
+  }
+}
