@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { DEFAULT_LEADER } from "../client/leader-url.js";
 import { describeError } from "./cli-errors.js";
+import { registerKeys } from "./commands/keys-command.js";
 import { registerLeader } from "./commands/leader-command.js";
 import { registerRead } from "./commands/read-command.js";
 import { registerRun } from "./commands/run-command.js";
@@ -25,6 +26,7 @@ registerRun(program, defaultLeader);
 registerRead(program, defaultLeader);
 registerTail(program, defaultLeader);
 registerRuns(program, defaultLeader);
+registerKeys(program, defaultLeader);
 
 try {
   await program.parseAsync(process.argv);

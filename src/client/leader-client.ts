@@ -1,5 +1,6 @@
 import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { AdminService, RotateKeysRequestSchema, RotateKeysResponseSchema } from "../../gen/joblog/v1/admin_pb.js";
 import {
   CompleteRunRequestSchema,
   CompleteRunResponseSchema,
@@ -33,6 +34,8 @@ export interface LeaderClientOptions {
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** Deadline of this call, instead of the client's `unaryTimeoutMs`. */
+  timeoutMs?: number;
 }
 
 /** A client-streaming Push call with Node-stream backpressure. */
@@ -88,23 +91,29 @@ export class LeaderClient {
   }
 
   openTask(request: MessageInitShape<typeof OpenTaskRequestSchema>, options?: CallOptions) {
-    return this.unary("openTask", OpenTaskRequestSchema, OpenTaskResponseSchema, request, options);
+    return this.unary(path("openTask"), OpenTaskRequestSchema, OpenTaskResponseSchema, request, options);
   }
 
   read(request: MessageInitShape<typeof ReadRequestSchema>, options?: CallOptions) {
-    return this.unary("read", ReadRequestSchema, ReadResponseSchema, request, options);
+    return this.unary(path("read"), ReadRequestSchema, ReadResponseSchema, request, options);
   }
 
   listRuns(request: MessageInitShape<typeof ListRunsRequestSchema>, options?: CallOptions) {
-    return this.unary("listRuns", ListRunsRequestSchema, ListRunsResponseSchema, request, options);
+    return this.unary(path("listRuns"), ListRunsRequestSchema, ListRunsResponseSchema, request, options);
   }
 
   getRun(request: MessageInitShape<typeof GetRunRequestSchema>, options?: CallOptions) {
-    return this.unary("getRun", GetRunRequestSchema, GetRunResponseSchema, request, options);
+    return this.unary(path("getRun"), GetRunRequestSchema, GetRunResponseSchema, request, options);
   }
 
   completeRun(request: MessageInitShape<typeof CompleteRunRequestSchema>, options?: CallOptions) {
-    return this.unary("completeRun", CompleteRunRequestSchema, CompleteRunResponseSchema, request, options);
+    return this.unary(path("completeRun"), CompleteRunRequestSchema, CompleteRunResponseSchema, request, options);
+  }
+
+  /** AdminService.RotateKeys: re-wraps every data key; allowed an hour unless told otherwise. */
+  rotateKeys(options?: CallOptions) {
+    const method = `/${AdminService.typeName}/${AdminService.method.rotateKeys.name}`;
+    return this.unary(method, RotateKeysRequestSchema, RotateKeysResponseSchema, {}, { timeoutMs: 3_600_000, ...options });
   }
 
   push(): PushCall {
@@ -178,7 +187,7 @@ export class LeaderClient {
   }
 
   private unary<I extends DescMessage, O extends DescMessage>(
-    method: keyof typeof LogService.method,
+    method: string,
     input: I,
     output: O,
     request: MessageInitShape<I>,
@@ -186,12 +195,12 @@ export class LeaderClient {
   ): Promise<MessageShape<O>> {
     return new Promise((resolve, reject) => {
       const call = this.client.makeUnaryRequest(
-        path(method),
+        method,
         serializer(input),
         deserializer(output),
         create(input, request),
         new grpc.Metadata(),
-        { deadline: Date.now() + this.unaryTimeoutMs },
+        { deadline: Date.now() + (options?.timeoutMs ?? this.unaryTimeoutMs) },
         (err: grpc.ServiceError | null, response?: MessageShape<O>) => {
           options?.signal?.removeEventListener("abort", onAbort);
           if (err) reject(withReadableDetails(err));

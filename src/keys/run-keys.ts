@@ -56,6 +56,7 @@ export class RunKeys implements ChunkKeySource {
   private readonly inflight = new Map<string, Promise<unknown>>();
   private readonly outages = new Map<string, KeyOutage>();
   private readonly creating = new Set<Promise<unknown>>();
+  private rotating = false;
   private readonly maxChunks: number;
   private readonly lease: number;
   private readonly now: () => number;
@@ -92,14 +93,35 @@ export class RunKeys implements ChunkKeySource {
       const value = await this.kv.get(dataKeyKey(run, generation));
       if (!value) throw new ChunkIntegrityError(`run ${run} has no data key of generation ${generation}`);
       const record = decodeDataKeyRecord(value);
-      const key = await this.unwrap(record, run);
-      this.keys.set(id, key);
-      return key;
+      try {
+        const key = await this.unwrap(record, run);
+        this.keys.set(id, key);
+        return key;
+      } catch (err) {
+        if (err instanceof KeyUnavailableError) throw unavailable(`cannot read run ${run} now: ${err.message}; retry later`);
+        throw err;
+      }
     });
   }
 
   /** Re-wraps every stored data key under the provider's current master key; chunks are not touched. */
   async rotate(onProgress?: (done: number) => void): Promise<{ rewrapped: number; unchanged: number }> {
+    if (this.rotating) throw failedPrecondition("a key rotation is already running");
+    this.rotating = true;
+    try {
+      return await this.rotateAll(onProgress);
+    } catch (err) {
+      if (err instanceof KeyUnavailableError) {
+        throw unavailable(`key rotation stopped: ${err.message}; every data key is still readable — run the rotation again`);
+      }
+      if (err instanceof KeyAccessError) throw failedPrecondition(`key rotation stopped: ${err.message}`);
+      throw err;
+    } finally {
+      this.rotating = false;
+    }
+  }
+
+  private async rotateAll(onProgress?: (done: number) => void): Promise<{ rewrapped: number; unchanged: number }> {
     await this.provider.beginRotation();
     // Keys being created were wrapped under the previous master key: let them land before scanning.
     await Promise.allSettled([...this.creating]);

@@ -1,7 +1,9 @@
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
+import { createAdminService } from "../api/admin-service.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
@@ -101,7 +103,8 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
-      registerServerReflection(router, [LogService]);
+      router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
+      registerServerReflection(router, [LogService, AdminService]);
     },
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,

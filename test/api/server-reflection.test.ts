@@ -39,6 +39,7 @@ test("grpc.reflection.v1 lists the service and serves its descriptors with their
   const [list, bySymbol, byMethod, missing] = responses;
   expect(list?.messageResponse.case === "listServicesResponse" && list.messageResponse.value.service.map((s) => s.name)).toEqual([
     "joblog.v1.LogService",
+    "joblog.v1.AdminService",
   ]);
   for (const r of [bySymbol, byMethod]) {
     expect(r?.messageResponse.case).toBe("fileDescriptorResponse");

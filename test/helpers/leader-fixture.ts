@@ -9,8 +9,11 @@ export interface LeaderFixture {
   url: string;
   dataDir: string;
   config: JoblogConfig;
-  /** Stops the leader and starts a new one on the same data directory. */
-  restart(): Promise<void>;
+  /**
+   * Stops the leader and starts a new one on the same data directory and port;
+   * `between` runs while it is stopped, `config` may change its configuration.
+   */
+  restart(options?: { between?: () => Promise<void>; config?: (config: JoblogConfig) => JoblogConfig }): Promise<void>;
   /** Stops the leader and removes the data directory. */
   dispose(): Promise<void>;
   logs: string[];
@@ -33,11 +36,13 @@ export async function startTestLeader(overrides: DeepPartial<JoblogConfig> = {})
     dataDir,
     config,
     logs,
-    async restart() {
+    async restart(options = {}) {
       await fixture.leader.stop();
+      await options.between?.();
       // Same port, so clients holding the URL reconnect to the new leader.
-      const again = configSchema.parse({ ...config, server: { ...config.server, listen: `127.0.0.1:${fixture.leader.port}` } });
-      fixture.leader = await startLeader(again, log);
+      const changed = options.config ? options.config(fixture.config) : fixture.config;
+      fixture.config = configSchema.parse({ ...changed, server: { ...changed.server, listen: `127.0.0.1:${fixture.leader.port}` } });
+      fixture.leader = await startLeader(fixture.config, log);
     },
     async dispose() {
       await fixture.leader.stop();

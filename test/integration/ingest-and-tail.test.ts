@@ -6,51 +6,8 @@ import { LeaderClient } from "../../src/client/leader-client.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { ciLine, expectedRecord } from "../helpers/expected-jsonl.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
+import { pushTask, readAll, TS0, until } from "../helpers/task-logs.js";
 import { startTcpProxy } from "../helpers/tcp-proxy.js";
-
-const TS0 = Date.UTC(2025, 1, 12, 10, 56, 45, 123);
-
-/** Writes `count` lines to a task with known timestamps; returns the expected JSONL. */
-async function pushTask(
-  leader: string,
-  run: string,
-  task: string,
-  count: number,
-  extra: Partial<Parameters<typeof TaskLogWriter.open>[0]> = {},
-) {
-  const writer = TaskLogWriter.open({ leader, runId: run, task, workflow: "nightly", ...extra });
-  let expected = "";
-  for (let i = 0; i < count; i++) {
-    const stream = i % 10 === 9 ? "stderr" : "stdout";
-    const line = ciLine(task, i);
-    const ts = TS0 + i;
-    expected += expectedRecord(ts, stream, task, line);
-    if (!writer.write(stream, line, ts)) await writer.ready();
-  }
-  await writer.complete({ result: "succeeded", exitCode: 0 });
-  return expected;
-}
-
-/** Polls `check` until it holds; bounded, for states that announce themselves with no event. */
-async function until(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function readAll(client: LeaderClient, run: string, task: string): Promise<string> {
-  const parts: Buffer[] = [];
-  let offset = 0n;
-  for (let guard = 0; guard < 100_000; guard++) {
-    const r = await client.read({ runId: run, task, offset });
-    if (r.data.length === 0) break;
-    parts.push(Buffer.from(r.data));
-    offset = r.nextOffset;
-  }
-  return Buffer.concat(parts).toString("utf8");
-}
 
 /** One leader for the tests that need no special configuration; each uses run ids of its own. */
 let f: LeaderFixture;

@@ -11,7 +11,7 @@ export function registerLeader(program: Command): void {
     .option("--listen <host:port>", "address to listen on (server.listen, default 127.0.0.1:8080)")
     .action(async (opts: { config?: string; data?: string; listen?: string }) => {
       const config = loadConfig({
-        file: opts.config ?? process.env.JOBLOG_CONFIG,
+        file: opts.config || process.env.JOBLOG_CONFIG || undefined,
         overrides: { "server.data_dir": opts.data, "server.listen": opts.listen },
       });
       const leader = await startLeader(config);

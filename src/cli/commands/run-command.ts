@@ -34,7 +34,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
           2,
         );
       }
-      const config = loadConfig({ file: opts.config ?? process.env.JOBLOG_CONFIG });
+      const config = loadConfig({ file: opts.config || process.env.JOBLOG_CONFIG || undefined });
       const w = config.worker;
       let lastReport = 0;
       let writer: TaskLogWriter;

@@ -1,0 +1,30 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type AdminService, RotateKeysResponseSchema } from "../../gen/joblog/v1/admin_pb.js";
+import type { RunKeys } from "../keys/run-keys.js";
+import { toConnectError } from "./error-mapping.js";
+
+export interface AdminServiceDeps {
+  keys: RunKeys;
+  /** The leader's log: operator actions are noted there. */
+  log: (message: string, err?: unknown) => void;
+}
+
+/** Operator actions on the leader itself. */
+export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof AdminService> {
+  return {
+    async rotateKeys() {
+      try {
+        const { rewrapped, unchanged } = await deps.keys.rotate();
+        deps.log(`key rotation finished: ${rewrapped} data keys re-wrapped, ${unchanged} already current`);
+        return create(RotateKeysResponseSchema, {
+          rewrapped: BigInt(rewrapped),
+          unchanged: BigInt(unchanged),
+          provider: deps.keys.provider.description,
+        });
+      } catch (err) {
+        throw toConnectError(err, deps.log);
+      }
+    },
+  };
+}
