@@ -163,6 +163,7 @@ export class RunKeys implements ChunkKeySource {
             `cannot get the data key of run ${run}: ${err.message}; the lines are not stored, retry later (runs whose key is cached go on)`,
           );
         }
+        if (err instanceof KeyAccessError) throw failedPrecondition(`cannot get the data key of run ${run}: ${err.message}`);
         throw err;
       }
     });
