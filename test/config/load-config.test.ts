@@ -102,6 +102,18 @@ describe("loadConfig", () => {
     expect(message).toContain("server.listen");
   });
 
+  test("the aws key provider needs a key id; deflate levels stop at 9", async () => {
+    const file = await configFile(
+      "keys.yaml",
+      "encryption:\n  provider: aws\nstorage:\n  chunk_compression: deflate\n  chunk_compression_level: 11\n",
+    );
+    const message = configError({ file, env: {} }).message;
+    expect(message).toContain("encryption.aws.key_id: required when encryption.provider is aws");
+    expect(message).toContain("storage.chunk_compression_level: deflate levels are 0-9");
+    const ok = loadConfig({ file: emptyFile, env: { JOBLOG_ENCRYPTION__PROVIDER: "aws", JOBLOG_ENCRYPTION__AWS__KEY_ID: "alias/joblog" } });
+    expect(ok.encryption).toMatchObject({ provider: "aws", aws: { key_id: "alias/joblog", timeout_ms: 5000 } });
+  });
+
   test("environment variables override the file, by path with __ between levels", async () => {
     const file = await configFile("env.yaml", "server:\n  listen: 127.0.0.1:7000\n");
     const config = loadConfig({

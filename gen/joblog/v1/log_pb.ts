@@ -900,7 +900,9 @@ export const LogService: GenService<{
    * what the leader already holds durably. A worker calls it before each Push
    * stream so it resends only the lines after `durable_seq`.
    * Errors: INVALID_ARGUMENT (bad identifier), FAILED_PRECONDITION (run
-   * completed, or run exists in another workspace/workflow).
+   * completed, or run exists in another workspace/workflow, or the key provider
+   * refuses the run's data key), UNAVAILABLE (the key provider is unreachable
+   * and the run's data key is not cached: retry with backoff).
    *
    * @generated from rpc joblog.v1.LogService.OpenTask
    */
@@ -918,7 +920,8 @@ export const LogService: GenService<{
    * completes the task. The response reports what is durable when the stream
    * ends. Errors: INVALID_ARGUMENT (identifier, missing task), RESOURCE_EXHAUSTED
    * (message or batch over a limit, naming it), FAILED_PRECONDITION (sequence
-   * gap, task or run already completed), PERMISSION_DENIED (`_server`).
+   * gap, task or run already completed), PERMISSION_DENIED (`_server`),
+   * UNAVAILABLE (shutting down, or the key provider unreachable: retry).
    *
    * @generated from rpc joblog.v1.LogService.Push
    */
@@ -933,7 +936,8 @@ export const LogService: GenService<{
    * last record of a completed task, with a message whose `complete` is true.
    * Errors: NOT_FOUND (run or task), INVALID_ARGUMENT (identifier, offset past
    * the end), UNAVAILABLE (leader shutting down; resume from the last
-   * `next_offset`).
+   * `next_offset`), DATA_LOSS (a stored chunk failed authentication; the
+   * message names its offset and the offset to resume from).
    *
    * @generated from rpc joblog.v1.LogService.Tail
    */
@@ -945,7 +949,9 @@ export const LogService: GenService<{
   /**
    * Returns whole records from `offset` up to a byte limit.
    * Errors: NOT_FOUND (run or task), INVALID_ARGUMENT (identifier, offset past
-   * the end).
+   * the end), DATA_LOSS (the chunk at `offset` failed authentication: tampered
+   * or moved; the message names the offset the log reads on from). A read that
+   * reaches such a chunk past its first byte returns what precedes it.
    *
    * @generated from rpc joblog.v1.LogService.Read
    */
