@@ -8,17 +8,17 @@
  * The full benchmark suite (baselines, tails, reads, scale) is its own issue; this is
  * the figure the foundation reports.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { joblogBin, startLeaderProcess } from "./leader-process.js";
 
 const { values } = parseArgs({ options: { lines: { type: "string", default: "1000000" }, runs: { type: "string", default: "3" } } });
 const lines = Number(values.lines);
 const runs = Number(values.runs);
-const root = join(import.meta.dirname, "../..");
-const bin = join(root, "bin/joblog.js");
+const bin = joblogBin;
 const data = mkdtempSync(join(tmpdir(), "joblog-bench-"));
 
 function peakRssMb(pid: number): number {
@@ -27,23 +27,7 @@ function peakRssMb(pid: number): number {
   return Math.round(kb / 1024);
 }
 
-async function startLeader(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [bin, "leader", "--data", data, "--listen", "127.0.0.1:0"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      const address = /listening on (\S+)/.exec(out)?.[1];
-      if (address) resolve(`http://${address}`);
-    });
-    child.once("exit", (code) => reject(new Error(`leader exited with ${code}`)));
-  });
-  return { child, url };
-}
-
-const { child: leader, url } = await startLeader();
+const { child: leader, url } = await startLeaderProcess(data);
 const rates: number[] = [];
 try {
   for (let i = 0; i < runs; i++) {

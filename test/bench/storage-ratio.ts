@@ -7,18 +7,18 @@
  *
  *   npm run bench:storage -- [--lines 500000]
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LeaderClient } from "../../src/client/leader-client.js";
 import { createCiLogLines } from "./ci-log-lines.js";
+import { joblogBin, startLeaderProcess } from "./leader-process.js";
 
 const { values } = parseArgs({ options: { lines: { type: "string", default: "500000" } } });
 const lines = Number(values.lines);
-const root = join(import.meta.dirname, "../..");
-const bin = join(root, "bin/joblog.js");
+const bin = joblogBin;
 // Written once and streamed with cat, so the command is never the bottleneck.
 const input = join(mkdtempSync(join(tmpdir(), "joblog-bench-input-")), "ci.log");
 const next = createCiLogLines(42);
@@ -47,28 +47,11 @@ function bytesUnder(dir: string): number {
   return total;
 }
 
-async function startLeader(data: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [bin, "leader", "--data", data, "--listen", "127.0.0.1:0"], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, ...env },
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout?.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      const address = /listening on (\S+)/.exec(out)?.[1];
-      if (address) resolve(`http://${address}`);
-    });
-    child.once("exit", (code) => reject(new Error(`leader exited with ${code}`)));
-  });
-  return { child, url };
-}
-
 console.log(`${lines.toLocaleString("en")} realistic CI lines per setting`);
 console.log("setting      JSONL MB  on disk MB  disk/JSONL  wall s  lines/s   leader CPU s/100 MB");
 for (const [algorithm, level] of settings) {
   const data = mkdtempSync(join(tmpdir(), "joblog-bench-storage-"));
-  const { child, url } = await startLeader(data, {
+  const { child, url } = await startLeaderProcess(data, {
     JOBLOG_STORAGE__CHUNK_COMPRESSION: algorithm,
     JOBLOG_STORAGE__CHUNK_COMPRESSION_LEVEL: String(level),
   });
