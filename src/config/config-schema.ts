@@ -124,6 +124,24 @@ export const workerSchema = z
   })
   .prefault({});
 
+export const searchSchema = z
+  .strictObject({
+    /** Matching lines one Search returns at most. */
+    max_matches: positiveInt().default(10_000),
+    /** Bytes of a log one Search (or line lookup) reads at most; 1 GiB by default. */
+    max_scan_bytes: positiveInt().default(1024 * 1024 * 1024),
+    /** How long one Search runs at most before it ends, saying so. */
+    max_duration_ms: positiveInt().default(30_000),
+  })
+  .prefault({});
+
+export const uiSchema = z
+  .strictObject({
+    /** Serve the browser UI at `/`. The API and the compatibility routes are served either way. */
+    enabled: z.boolean().default(true),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   server: serverSchema,
   storage: storageSchema,
@@ -131,8 +149,11 @@ export const configSchema = z.strictObject({
   runs: runsSchema,
   tail: tailSchema,
   worker: workerSchema,
+  search: searchSchema,
+  ui: uiSchema,
 });
 
 export type JoblogConfig = z.infer<typeof configSchema>;
 export type WorkerConfig = JoblogConfig["worker"];
 export type LimitsConfig = JoblogConfig["limits"];
+export type SearchConfig = JoblogConfig["search"];
