@@ -128,7 +128,7 @@ export const searchSchema = z
   .strictObject({
     /** Matching lines one Search returns at most. */
     max_matches: positiveInt().default(10_000),
-    /** Bytes of a log one Search (or line lookup) reads at most; 1 GiB by default. */
+    /** Bytes of a log one Search (or line lookup) scans before it stops, checked after each read (of up to `limits.read_max_bytes`); 1 GiB. */
     max_scan_bytes: positiveInt().default(1024 * 1024 * 1024),
     /** How long one Search runs at most before it ends, saying so. */
     max_duration_ms: positiveInt().default(30_000),
