@@ -65,6 +65,10 @@ function retryable(err: unknown): boolean {
   return ![Code.NotFound, Code.InvalidArgument, Code.PermissionDenied, Code.Unauthenticated, Code.FailedPrecondition].includes(err.code);
 }
 
+function messageOf(err: unknown): string {
+  return err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err);
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -184,7 +188,7 @@ export class LogModel {
   private fail(err: unknown): void {
     if (this.disposed.signal.aborted) return;
     this.status = "failed";
-    this.error = err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err);
+    this.error = messageOf(err);
     this.changed();
   }
 
@@ -353,10 +357,15 @@ export class LogModel {
         const missing = wanted && this.firstMissing(wanted[0], wanted[1]);
         if (missing === undefined) break;
         await this.loadAround(missing);
+        this.error = undefined;
         this.changed();
       }
     } catch (err) {
-      this.fail(err);
+      // A part that failed to load stays a placeholder and is asked for again when the view next moves;
+      // the tail is unaffected, so the log keeps its state and shows the problem beside it.
+      if (this.disposed.signal.aborted) return;
+      this.error = messageOf(err);
+      this.changed();
     } finally {
       this.pumping = false;
     }
