@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { DomainError, type DomainErrorKind } from "../errors/domain-error.js";
 
 const CODES: Record<DomainErrorKind, Code> = {
@@ -36,4 +37,10 @@ export function toConnectError(err: unknown, log: ErrorLogger): ConnectError {
 
 function isStorageFull(err: unknown): boolean {
   return err instanceof Error && /No space left on device|ENOSPC/i.test(err.message);
+}
+
+/** The same mapping for plain HTTP routes: the status Connect gives the code, and the message. */
+export function toHttpError(err: unknown, log: ErrorLogger): { status: number; message: string } {
+  const connectError = toConnectError(err, log);
+  return { status: codeToHttpStatus(connectError.code), message: connectError.rawMessage };
 }

@@ -7,6 +7,9 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** Takes an HTTP/1.1 Upgrade request (a WebSocket); the socket is its own from then on. */
+export type UpgradeHandler = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => void;
+
 export interface Listener {
   /** `host:port` actually bound (port 0 resolved). */
   address: string;
@@ -25,9 +28,10 @@ const H2_PREFACE_START = "PRI";
  * gRPC-Web from browsers): Node cannot negotiate the two without TLS, so the
  * first bytes of each connection decide which server takes it.
  */
-export function listen(handler: RequestHandler, host: string, port: number): Promise<Listener> {
+export function listen(handler: RequestHandler, host: string, port: number, onUpgrade?: UpgradeHandler): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
+  if (onUpgrade) h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => onUpgrade(req, socket, head));
   const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

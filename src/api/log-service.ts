@@ -10,7 +10,7 @@ import {
   TailResponseSchema,
   TaskState,
 } from "../../gen/joblog/v1/log_pb.js";
-import type { LimitsConfig } from "../config/config-schema.js";
+import type { LimitsConfig, SearchConfig } from "../config/config-schema.js";
 import { invalidArgument } from "../errors/domain-error.js";
 import { type IdField, identifierProblem } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
@@ -22,6 +22,7 @@ import { tailLog } from "../tail/tail-stream.js";
 import { type ErrorLogger, toConnectError } from "./error-mapping.js";
 import { resultFromProto, runStateFromProto, runToProto, taskToProto } from "./proto-mapping.js";
 import { handlePush, taskRefInput } from "./push-handler.js";
+import { locateLineResponse, searchResponses } from "./search-handler.js";
 
 export interface LogServiceDeps {
   directory: RunDirectory;
@@ -30,6 +31,7 @@ export interface LogServiceDeps {
   hub: TailHub;
   meta: MetaStore;
   limits: LimitsConfig;
+  search: SearchConfig;
   /** Aborted when the leader begins to shut down. */
   shutdown: AbortSignal;
   log: ErrorLogger;
@@ -167,6 +169,22 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
       if (!result) throw invalidArgument("result must be RESULT_SUCCEEDED or RESULT_FAILED");
       const record = await deps.directory.completeRun(run, result, "completed by the driver");
       return create(CompleteRunResponseSchema, { run: runToProto(record) });
+    }),
+
+    async *search(req, ctx) {
+      try {
+        const run = requireId("run_id", req.runId);
+        const task = requireId("task", req.task);
+        yield* searchResponses({ ...deps, readBytes: deps.limits.read_max_bytes }, run, task, req, ctx.signal);
+      } catch (err) {
+        throw fail(err);
+      }
+    },
+
+    locateLine: unary(async (req, ctx) => {
+      const run = requireId("run_id", req.runId);
+      const task = requireId("task", req.task);
+      return locateLineResponse({ ...deps, readBytes: deps.limits.read_max_bytes }, run, task, req.lineNumber, ctx.signal);
     }),
   };
 }

@@ -169,6 +169,24 @@ export const workerSchema = z
   })
   .prefault({});
 
+export const searchSchema = z
+  .strictObject({
+    /** Matching lines one Search returns at most. */
+    max_matches: positiveInt().default(10_000),
+    /** Bytes of a log one Search (or line lookup) scans before it stops, checked after each read (of up to `limits.read_max_bytes`); 1 GiB. */
+    max_scan_bytes: positiveInt().default(1024 * 1024 * 1024),
+    /** How long one Search runs at most before it ends, saying so. */
+    max_duration_ms: positiveInt().default(30_000),
+  })
+  .prefault({});
+
+export const uiSchema = z
+  .strictObject({
+    /** Serve the browser UI at `/`. The API and the compatibility routes are served either way. */
+    enabled: z.boolean().default(true),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   server: serverSchema,
   storage: storageSchema,
@@ -177,9 +195,12 @@ export const configSchema = z.strictObject({
   runs: runsSchema,
   tail: tailSchema,
   worker: workerSchema,
+  search: searchSchema,
+  ui: uiSchema,
 });
 
 export type JoblogConfig = z.infer<typeof configSchema>;
 export type WorkerConfig = JoblogConfig["worker"];
 export type LimitsConfig = JoblogConfig["limits"];
 export type EncryptionConfig = JoblogConfig["encryption"];
+export type SearchConfig = JoblogConfig["search"];

@@ -4,9 +4,12 @@ import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { createAdminService } from "../api/admin-service.js";
+import { createLogStreamUpgrade } from "../api/compat-websocket.js";
+import { createHttpRoutes } from "../api/http-routes.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
+import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
@@ -96,6 +99,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     hub,
     meta,
     limits: config.limits,
+    search: config.search,
     shutdown: shutdown.signal,
     log,
     pushes,
@@ -109,6 +113,18 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,
     acceptCompression: config.server.compression === "gzip" ? [compressionGzip] : [],
+    fallback: createHttpRoutes(
+      { reader, readBytes: config.limits.read_max_bytes, log },
+      config.ui.enabled ? createUiAssets(DEFAULT_UI_DIR(), log) : undefined,
+    ),
+  });
+  const logStream = createLogStreamUpgrade({
+    directory,
+    reader,
+    hub,
+    readBytes: config.limits.read_max_bytes,
+    shutdown: shutdown.signal,
+    log,
   });
   // Counts requests until their response is closed, so shutdown can let every stream send its final status.
   const requests = new ActiveCount();
@@ -131,7 +147,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const [host, port] = splitHostPort(config.server.listen);
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(tracked, host, port);
+    listener = await listen(tracked, host, port, logStream);
   } catch (err) {
     await Promise.allSettled([logKv.close(), metaKv.close()]);
     runKeys.close();

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file joblog/v1/log.proto.
  */
 export const file_joblog_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("ChNqb2Jsb2cvdjEvbG9nLnByb3RvEglqb2Jsb2cudjEiTAoHVGFza1JlZhIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIRCgl3b3Jrc3BhY2UYAyABKAkSEAoId29ya2Zsb3cYBCABKAkiUAoHTG9nTGluZRIMCgR0ZXh0GAEgASgMEiEKBnN0cmVhbRgCIAEoDjIRLmpvYmxvZy52MS5TdHJlYW0SFAoMdHNfb2Zmc2V0X21zGAMgASgNIlYKBUJhdGNoEhEKCWZpcnN0X3NlcRgBIAEoBBIhCgVsaW5lcxgCIAMoCzISLmpvYmxvZy52MS5Mb2dMaW5lEhcKD2Jhc2VfdHNfdW5peF9tcxgDIAEoAyJWCg5UYXNrQ29tcGxldGlvbhIhCgZyZXN1bHQYASABKA4yES5qb2Jsb2cudjEuUmVzdWx0EhEKCWV4aXRfY29kZRgCIAEoBRIOCgZzaWduYWwYAyABKAkifQoLUHVzaFJlcXVlc3QSIAoEdGFzaxgBIAEoCzISLmpvYmxvZy52MS5UYXNrUmVmEh8KBWJhdGNoGAIgASgLMhAuam9ibG9nLnYxLkJhdGNoEisKCGNvbXBsZXRlGAMgASgLMhkuam9ibG9nLnYxLlRhc2tDb21wbGV0aW9uIkYKDFB1c2hSZXNwb25zZRITCgtkdXJhYmxlX3NlcRgBIAEoBBIOCgZsZW5ndGgYAiABKAQSEQoJY29tcGxldGVkGAMgASgIIjMKD09wZW5UYXNrUmVxdWVzdBIgCgR0YXNrGAEgASgLMhIuam9ibG9nLnYxLlRhc2tSZWYiXAoQT3BlblRhc2tSZXNwb25zZRITCgtkdXJhYmxlX3NlcRgBIAEoBBIOCgZsZW5ndGgYAiABKAQSIwoFc3RhdGUYAyABKA4yFC5qb2Jsb2cudjEuVGFza1N0YXRlIjsKC1RhaWxSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg4KBm9mZnNldBgDIAEoBCJTCgxUYWlsUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSEwoLbmV4dF9vZmZzZXQYAyABKAQSEAoIY29tcGxldGUYBCABKAgiTgoLUmVhZFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDgoGb2Zmc2V0GAMgASgEEhEKCW1heF9ieXRlcxgEIAEoDSJjCgxSZWFkUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSEwoLbmV4dF9vZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEEhAKCGNvbXBsZXRlGAUgASgIIvMBCgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXdvcmtzcGFjZRgCIAEoCRIQCgh3b3JrZmxvdxgDIAEoCRIiCgVzdGF0ZRgEIAEoDjITLmpvYmxvZy52MS5SdW5TdGF0ZRIhCgZyZXN1bHQYBSABKA4yES5qb2Jsb2cudjEuUmVzdWx0Ei4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0YXNrX2NvdW50GAggASgNIoMCCgRUYXNrEgwKBG5hbWUYASABKAkSIwoFc3RhdGUYAiABKA4yFC5qb2Jsb2cudjEuVGFza1N0YXRlEiEKBnJlc3VsdBgDIAEoDjIRLmpvYmxvZy52MS5SZXN1bHQSEQoJZXhpdF9jb2RlGAQgASgFEg4KBnNpZ25hbBgFIAEoCRIOCgZsZW5ndGgYBiABKAQSFAoMcmVjb3JkX2NvdW50GAcgASgEEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKBAQoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRIiCgVzdGF0ZRgDIAEoDjITLmpvYmxvZy52MS5SdW5TdGF0ZRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJJChBMaXN0UnVuc1Jlc3BvbnNlEhwKBHJ1bnMYASADKAsyDi5qb2Jsb2cudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg1HZXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSKXAQoOR2V0UnVuUmVzcG9uc2USGwoDcnVuGAEgASgLMg4uam9ibG9nLnYxLlJ1bhIeCgV0YXNrcxgCIAMoCzIPLmpvYmxvZy52MS5UYXNrEiAKB3J1bl9sb2cYAyABKAsyDy5qb2Jsb2cudjEuVGFzaxImCg1zZXJ2ZXJfZXZlbnRzGAQgASgLMg8uam9ibG9nLnYxLlRhc2siRwoSQ29tcGxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIhCgZyZXN1bHQYAiABKA4yES5qb2Jsb2cudjEuUmVzdWx0IjIKE0NvbXBsZXRlUnVuUmVzcG9uc2USGwoDcnVuGAEgASgLMg4uam9ibG9nLnYxLlJ1bipGCgZTdHJlYW0SFgoSU1RSRUFNX1VOU1BFQ0lGSUVEEAASEQoNU1RSRUFNX1NURE9VVBABEhEKDVNUUkVBTV9TVERFUlIQAipJCgZSZXN1bHQSFgoSUkVTVUxUX1VOU1BFQ0lGSUVEEAASFAoQUkVTVUxUX1NVQ0NFRURFRBABEhEKDVJFU1VMVF9GQUlMRUQQAipVCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9DT01QTEVURUQQAipZCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUlVOTklORxABEhgKFFRBU0tfU1RBVEVfQ09NUExFVEVEEAIy0gMKCkxvZ1NlcnZpY2USQwoIT3BlblRhc2sSGi5qb2Jsb2cudjEuT3BlblRhc2tSZXF1ZXN0Ghsuam9ibG9nLnYxLk9wZW5UYXNrUmVzcG9uc2USOQoEUHVzaBIWLmpvYmxvZy52MS5QdXNoUmVxdWVzdBoXLmpvYmxvZy52MS5QdXNoUmVzcG9uc2UoARI5CgRUYWlsEhYuam9ibG9nLnYxLlRhaWxSZXF1ZXN0Ghcuam9ibG9nLnYxLlRhaWxSZXNwb25zZTABEjcKBFJlYWQSFi5qb2Jsb2cudjEuUmVhZFJlcXVlc3QaFy5qb2Jsb2cudjEuUmVhZFJlc3BvbnNlEkMKCExpc3RSdW5zEhouam9ibG9nLnYxLkxpc3RSdW5zUmVxdWVzdBobLmpvYmxvZy52MS5MaXN0UnVuc1Jlc3BvbnNlEj0KBkdldFJ1bhIYLmpvYmxvZy52MS5HZXRSdW5SZXF1ZXN0Ghkuam9ibG9nLnYxLkdldFJ1blJlc3BvbnNlEkwKC0NvbXBsZXRlUnVuEh0uam9ibG9nLnYxLkNvbXBsZXRlUnVuUmVxdWVzdBoeLmpvYmxvZy52MS5Db21wbGV0ZVJ1blJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChNqb2Jsb2cvdjEvbG9nLnByb3RvEglqb2Jsb2cudjEiTAoHVGFza1JlZhIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIRCgl3b3Jrc3BhY2UYAyABKAkSEAoId29ya2Zsb3cYBCABKAkiUAoHTG9nTGluZRIMCgR0ZXh0GAEgASgMEiEKBnN0cmVhbRgCIAEoDjIRLmpvYmxvZy52MS5TdHJlYW0SFAoMdHNfb2Zmc2V0X21zGAMgASgNIlYKBUJhdGNoEhEKCWZpcnN0X3NlcRgBIAEoBBIhCgVsaW5lcxgCIAMoCzISLmpvYmxvZy52MS5Mb2dMaW5lEhcKD2Jhc2VfdHNfdW5peF9tcxgDIAEoAyJWCg5UYXNrQ29tcGxldGlvbhIhCgZyZXN1bHQYASABKA4yES5qb2Jsb2cudjEuUmVzdWx0EhEKCWV4aXRfY29kZRgCIAEoBRIOCgZzaWduYWwYAyABKAkifQoLUHVzaFJlcXVlc3QSIAoEdGFzaxgBIAEoCzISLmpvYmxvZy52MS5UYXNrUmVmEh8KBWJhdGNoGAIgASgLMhAuam9ibG9nLnYxLkJhdGNoEisKCGNvbXBsZXRlGAMgASgLMhkuam9ibG9nLnYxLlRhc2tDb21wbGV0aW9uIkYKDFB1c2hSZXNwb25zZRITCgtkdXJhYmxlX3NlcRgBIAEoBBIOCgZsZW5ndGgYAiABKAQSEQoJY29tcGxldGVkGAMgASgIIjMKD09wZW5UYXNrUmVxdWVzdBIgCgR0YXNrGAEgASgLMhIuam9ibG9nLnYxLlRhc2tSZWYiXAoQT3BlblRhc2tSZXNwb25zZRITCgtkdXJhYmxlX3NlcRgBIAEoBBIOCgZsZW5ndGgYAiABKAQSIwoFc3RhdGUYAyABKA4yFC5qb2Jsb2cudjEuVGFza1N0YXRlIjsKC1RhaWxSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg4KBm9mZnNldBgDIAEoBCJTCgxUYWlsUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSEwoLbmV4dF9vZmZzZXQYAyABKAQSEAoIY29tcGxldGUYBCABKAgiTgoLUmVhZFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDgoGb2Zmc2V0GAMgASgEEhEKCW1heF9ieXRlcxgEIAEoDSJjCgxSZWFkUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEgwKBGRhdGEYAiABKAwSEwoLbmV4dF9vZmZzZXQYAyABKAQSDgoGbGVuZ3RoGAQgASgEEhAKCGNvbXBsZXRlGAUgASgIIvMBCgNSdW4SDgoGcnVuX2lkGAEgASgJEhEKCXdvcmtzcGFjZRgCIAEoCRIQCgh3b3JrZmxvdxgDIAEoCRIiCgVzdGF0ZRgEIAEoDjITLmpvYmxvZy52MS5SdW5TdGF0ZRIhCgZyZXN1bHQYBSABKA4yES5qb2Jsb2cudjEuUmVzdWx0Ei4KCnN0YXJ0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgp0YXNrX2NvdW50GAggASgNIoMCCgRUYXNrEgwKBG5hbWUYASABKAkSIwoFc3RhdGUYAiABKA4yFC5qb2Jsb2cudjEuVGFza1N0YXRlEiEKBnJlc3VsdBgDIAEoDjIRLmpvYmxvZy52MS5SZXN1bHQSEQoJZXhpdF9jb2RlGAQgASgFEg4KBnNpZ25hbBgFIAEoCRIOCgZsZW5ndGgYBiABKAQSFAoMcmVjb3JkX2NvdW50GAcgASgEEi4KCnN0YXJ0ZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKBAQoPTGlzdFJ1bnNSZXF1ZXN0EhEKCXdvcmtzcGFjZRgBIAEoCRIQCgh3b3JrZmxvdxgCIAEoCRIiCgVzdGF0ZRgDIAEoDjITLmpvYmxvZy52MS5SdW5TdGF0ZRIRCglwYWdlX3NpemUYBCABKA0SEgoKcGFnZV90b2tlbhgFIAEoCSJJChBMaXN0UnVuc1Jlc3BvbnNlEhwKBHJ1bnMYASADKAsyDi5qb2Jsb2cudjEuUnVuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIfCg1HZXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSKXAQoOR2V0UnVuUmVzcG9uc2USGwoDcnVuGAEgASgLMg4uam9ibG9nLnYxLlJ1bhIeCgV0YXNrcxgCIAMoCzIPLmpvYmxvZy52MS5UYXNrEiAKB3J1bl9sb2cYAyABKAsyDy5qb2Jsb2cudjEuVGFzaxImCg1zZXJ2ZXJfZXZlbnRzGAQgASgLMg8uam9ibG9nLnYxLlRhc2siRwoSQ29tcGxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIhCgZyZXN1bHQYAiABKA4yES5qb2Jsb2cudjEuUmVzdWx0IjIKE0NvbXBsZXRlUnVuUmVzcG9uc2USGwoDcnVuGAEgASgLMg4uam9ibG9nLnYxLlJ1biJ4Cg1TZWFyY2hSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg0KBXF1ZXJ5GAMgASgJEg0KBXJlZ2V4GAQgASgIEhYKDmNhc2Vfc2Vuc2l0aXZlGAUgASgIEhMKC21heF9tYXRjaGVzGAYgASgNIkAKC1NlYXJjaE1hdGNoEg4KBm9mZnNldBgBIAEoBBITCgtsaW5lX251bWJlchgCIAEoBBIMCgR0ZXh0GAMgASgJIpoBCg5TZWFyY2hSZXNwb25zZRInCgdtYXRjaGVzGAEgAygLMhYuam9ibG9nLnYxLlNlYXJjaE1hdGNoEhYKDnNjYW5uZWRfb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIMCgRkb25lGAQgASgIEikKCnN0b3BwZWRfYnkYBSABKA4yFS5qb2Jsb2cudjEuU2VhcmNoU3RvcCJGChFMb2NhdGVMaW5lUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRITCgtsaW5lX251bWJlchgDIAEoBCI5ChJMb2NhdGVMaW5lUmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEhMKC2xpbmVfbnVtYmVyGAIgASgEKkYKBlN0cmVhbRIWChJTVFJFQU1fVU5TUEVDSUZJRUQQABIRCg1TVFJFQU1fU1RET1VUEAESEQoNU1RSRUFNX1NUREVSUhACKkkKBlJlc3VsdBIWChJSRVNVTFRfVU5TUEVDSUZJRUQQABIUChBSRVNVTFRfU1VDQ0VFREVEEAESEQoNUkVTVUxUX0ZBSUxFRBACKlUKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9SVU5OSU5HEAESFwoTUlVOX1NUQVRFX0NPTVBMRVRFRBACKlkKCVRhc2tTdGF0ZRIaChZUQVNLX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVEFTS19TVEFURV9SVU5OSU5HEAESGAoUVEFTS19TVEFURV9DT01QTEVURUQQAiqEAQoKU2VhcmNoU3RvcBIbChdTRUFSQ0hfU1RPUF9VTlNQRUNJRklFRBAAEhsKF1NFQVJDSF9TVE9QX01BWF9NQVRDSEVTEAESHgoaU0VBUkNIX1NUT1BfTUFYX1NDQU5fQllURVMQAhIcChhTRUFSQ0hfU1RPUF9NQVhfRFVSQVRJT04QAzLeBAoKTG9nU2VydmljZRJDCghPcGVuVGFzaxIaLmpvYmxvZy52MS5PcGVuVGFza1JlcXVlc3QaGy5qb2Jsb2cudjEuT3BlblRhc2tSZXNwb25zZRI5CgRQdXNoEhYuam9ibG9nLnYxLlB1c2hSZXF1ZXN0Ghcuam9ibG9nLnYxLlB1c2hSZXNwb25zZSgBEjkKBFRhaWwSFi5qb2Jsb2cudjEuVGFpbFJlcXVlc3QaFy5qb2Jsb2cudjEuVGFpbFJlc3BvbnNlMAESNwoEUmVhZBIWLmpvYmxvZy52MS5SZWFkUmVxdWVzdBoXLmpvYmxvZy52MS5SZWFkUmVzcG9uc2USQwoITGlzdFJ1bnMSGi5qb2Jsb2cudjEuTGlzdFJ1bnNSZXF1ZXN0Ghsuam9ibG9nLnYxLkxpc3RSdW5zUmVzcG9uc2USPQoGR2V0UnVuEhguam9ibG9nLnYxLkdldFJ1blJlcXVlc3QaGS5qb2Jsb2cudjEuR2V0UnVuUmVzcG9uc2USTAoLQ29tcGxldGVSdW4SHS5qb2Jsb2cudjEuQ29tcGxldGVSdW5SZXF1ZXN0Gh4uam9ibG9nLnYxLkNvbXBsZXRlUnVuUmVzcG9uc2USPwoGU2VhcmNoEhguam9ibG9nLnYxLlNlYXJjaFJlcXVlc3QaGS5qb2Jsb2cudjEuU2VhcmNoUmVzcG9uc2UwARJJCgpMb2NhdGVMaW5lEhwuam9ibG9nLnYxLkxvY2F0ZUxpbmVSZXF1ZXN0Gh0uam9ibG9nLnYxLkxvY2F0ZUxpbmVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Names one task log and, on first use, the run it belongs to.
@@ -757,6 +757,194 @@ export const CompleteRunResponseSchema: GenMessage<CompleteRunResponse> = /*@__P
   messageDesc(file_joblog_v1_log, 19);
 
 /**
+ * @generated from message joblog.v1.SearchRequest
+ */
+export type SearchRequest = Message<"joblog.v1.SearchRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * A task name, `_run` or `_server`.
+   *
+   * @generated from field: string task = 2;
+   */
+  task: string;
+
+  /**
+   * What to look for; 1 to 1024 characters.
+   *
+   * @generated from field: string query = 3;
+   */
+  query: string;
+
+  /**
+   * Treat `query` as an RE2 regular expression instead of a substring.
+   *
+   * @generated from field: bool regex = 4;
+   */
+  regex: boolean;
+
+  /**
+   * Match letter case exactly; by default case is ignored.
+   *
+   * @generated from field: bool case_sensitive = 5;
+   */
+  caseSensitive: boolean;
+
+  /**
+   * Stop after this many matching lines; 0 or more than the leader's
+   * `search.max_matches` means that limit.
+   *
+   * @generated from field: uint32 max_matches = 6;
+   */
+  maxMatches: number;
+};
+
+/**
+ * Describes the message joblog.v1.SearchRequest.
+ * Use `create(SearchRequestSchema)` to create a new message.
+ */
+export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 20);
+
+/**
+ * One matching line.
+ *
+ * @generated from message joblog.v1.SearchMatch
+ */
+export type SearchMatch = Message<"joblog.v1.SearchMatch"> & {
+  /**
+   * Byte offset of the line's record: a Read or Tail from here starts with it.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * The line's number, counting records from 1.
+   *
+   * @generated from field: uint64 line_number = 2;
+   */
+  lineNumber: bigint;
+
+  /**
+   * The line's visible text, cut to 1024 characters.
+   *
+   * @generated from field: string text = 3;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message joblog.v1.SearchMatch.
+ * Use `create(SearchMatchSchema)` to create a new message.
+ */
+export const SearchMatchSchema: GenMessage<SearchMatch> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 21);
+
+/**
+ * @generated from message joblog.v1.SearchResponse
+ */
+export type SearchResponse = Message<"joblog.v1.SearchResponse"> & {
+  /**
+   * Matches found since the previous message, in log order.
+   *
+   * @generated from field: repeated joblog.v1.SearchMatch matches = 1;
+   */
+  matches: SearchMatch[];
+
+  /**
+   * Bytes of the log searched so far (progress: compare with `length`).
+   *
+   * @generated from field: uint64 scanned_offset = 2;
+   */
+  scannedOffset: bigint;
+
+  /**
+   * Length of the log when the search started: the search covers it up to here.
+   *
+   * @generated from field: uint64 length = 3;
+   */
+  length: bigint;
+
+  /**
+   * True in the last message.
+   *
+   * @generated from field: bool done = 4;
+   */
+  done: boolean;
+
+  /**
+   * In the last message: why the search stopped before `length`, if it did.
+   *
+   * @generated from field: joblog.v1.SearchStop stopped_by = 5;
+   */
+  stoppedBy: SearchStop;
+};
+
+/**
+ * Describes the message joblog.v1.SearchResponse.
+ * Use `create(SearchResponseSchema)` to create a new message.
+ */
+export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 22);
+
+/**
+ * @generated from message joblog.v1.LocateLineRequest
+ */
+export type LocateLineRequest = Message<"joblog.v1.LocateLineRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+
+  /**
+   * @generated from field: string task = 2;
+   */
+  task: string;
+
+  /**
+   * The line's number, counting records from 1.
+   *
+   * @generated from field: uint64 line_number = 3;
+   */
+  lineNumber: bigint;
+};
+
+/**
+ * Describes the message joblog.v1.LocateLineRequest.
+ * Use `create(LocateLineRequestSchema)` to create a new message.
+ */
+export const LocateLineRequestSchema: GenMessage<LocateLineRequest> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 23);
+
+/**
+ * @generated from message joblog.v1.LocateLineResponse
+ */
+export type LocateLineResponse = Message<"joblog.v1.LocateLineResponse"> & {
+  /**
+   * Byte offset of the line's record.
+   *
+   * @generated from field: uint64 offset = 1;
+   */
+  offset: bigint;
+
+  /**
+   * @generated from field: uint64 line_number = 2;
+   */
+  lineNumber: bigint;
+};
+
+/**
+ * Describes the message joblog.v1.LocateLineResponse.
+ * Use `create(LocateLineResponseSchema)` to create a new message.
+ */
+export const LocateLineResponseSchema: GenMessage<LocateLineResponse> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 24);
+
+/**
  * Which output stream a line came from.
  *
  * @generated from enum joblog.v1.Stream
@@ -873,6 +1061,47 @@ export enum TaskState {
  */
 export const TaskStateSchema: GenEnum<TaskState> = /*@__PURE__*/
   enumDesc(file_joblog_v1_log, 3);
+
+/**
+ * Why a search ended before the end of the log.
+ *
+ * @generated from enum joblog.v1.SearchStop
+ */
+export enum SearchStop {
+  /**
+   * It did not: the whole log was searched.
+   *
+   * @generated from enum value: SEARCH_STOP_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * `max_matches` lines matched.
+   *
+   * @generated from enum value: SEARCH_STOP_MAX_MATCHES = 1;
+   */
+  MAX_MATCHES = 1,
+
+  /**
+   * The leader's `search.max_scan_bytes` were searched.
+   *
+   * @generated from enum value: SEARCH_STOP_MAX_SCAN_BYTES = 2;
+   */
+  MAX_SCAN_BYTES = 2,
+
+  /**
+   * The leader's `search.max_duration_ms` passed.
+   *
+   * @generated from enum value: SEARCH_STOP_MAX_DURATION = 3;
+   */
+  MAX_DURATION = 3,
+}
+
+/**
+ * Describes the enum joblog.v1.SearchStop.
+ */
+export const SearchStopSchema: GenEnum<SearchStop> = /*@__PURE__*/
+  enumDesc(file_joblog_v1_log, 4);
 
 /**
  * LogService carries every line a task prints from the worker to the leader,
@@ -993,6 +1222,38 @@ export const LogService: GenService<{
     methodKind: "unary";
     input: typeof CompleteRunRequestSchema;
     output: typeof CompleteRunResponseSchema;
+  },
+  /**
+   * Searches a whole task log, wherever its bytes are kept, for lines whose
+   * visible text (terminal control sequences removed) contains `query`: a
+   * substring or an RE2 regular expression (linear time, no backreferences).
+   * Matches stream as they are found, in log order. The search covers the log
+   * as it was when the search started, and stops early, saying why, at
+   * `max_matches`, at the leader's `search.max_scan_bytes` or at its
+   * `search.max_duration_ms`; cancelling the call stops it.
+   * Errors: NOT_FOUND (run or task), INVALID_ARGUMENT (identifier, empty or
+   * over-long query, bad regular expression).
+   *
+   * @generated from rpc joblog.v1.LogService.Search
+   */
+  search: {
+    methodKind: "server_streaming";
+    input: typeof SearchRequestSchema;
+    output: typeof SearchResponseSchema;
+  },
+  /**
+   * Finds where a line (a record, numbered from 1) starts, so a reader can
+   * open a log at a line it has not loaded (a `#L123` link).
+   * Errors: NOT_FOUND (run, task, or a line past the end), INVALID_ARGUMENT
+   * (identifier, line 0), RESOURCE_EXHAUSTED (the line lies beyond
+   * `search.max_scan_bytes`).
+   *
+   * @generated from rpc joblog.v1.LogService.LocateLine
+   */
+  locateLine: {
+    methodKind: "unary";
+    input: typeof LocateLineRequestSchema;
+    output: typeof LocateLineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_joblog_v1_log, 0);
