@@ -5,9 +5,11 @@ import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
+import { type Archive, openArchive } from "../archive/open-archive.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
+import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
@@ -55,10 +57,14 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
+  let archive: Archive | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {
     sync,
     chunkBytes: config.storage.chunk_bytes,
-    onCommitted: (appends, states) => hub.publish(appends, states),
+    onCommitted: (appends, states) => {
+      hub.publish(appends, states);
+      archive?.committed(states);
+    },
     warn: log,
   });
   const directory = new RunDirectory(meta, registry, queue, {
@@ -67,7 +73,20 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     warn: log,
   });
   await directory.start();
-  const reader = new LogReader(registry, logStore, directory, hub);
+  archive = openArchive(config.log_storage, {
+    logKv,
+    store: logStore,
+    registry,
+    queue,
+    meta,
+    sync,
+    serverEvent: (runId, line) => directory.serverEvent(runId, line, { afterCompletion: true }),
+    log,
+  });
+  await archive?.start();
+  const legacy =
+    config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
+  const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
   const shutdown = new AbortController();
   const pushes = new ActiveCount();
@@ -114,6 +133,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   try {
     listener = await listen(tracked, host, port);
   } catch (err) {
+    await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close()]);
     throw err;
   }
@@ -133,6 +153,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    await archive?.stop();
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();

@@ -1,0 +1,162 @@
+import { gunzipSync } from "node:zlib";
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Result } from "../../gen/joblog/v1/log_pb.js";
+import { KvStore } from "../../src/store/kv-store.js";
+import { chunkRange } from "../../src/store/log-keys.js";
+import { LogStore } from "../../src/store/log-store.js";
+import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
+import {
+  batchOf,
+  createGrpcLogClient,
+  expectConnectError,
+  type GrpcLogClient,
+  messages,
+  parseRecords,
+  readAll,
+  tailToEnd,
+  testLines,
+} from "../helpers/log-service-client.js";
+import { type S3Proxy, startS3Proxy } from "../helpers/s3-proxy.js";
+import { S3RVER_CREDENTIALS, type S3Server, startS3Server } from "../helpers/s3-server.js";
+
+/** The S3 archive against s3rver, through a proxy that counts bytes and can fail every request. */
+
+const BASE_TS = Date.UTC(2025, 1, 12, 10, 56, 45, 123);
+const PREFIX = "logs/";
+
+let s3: S3Server;
+let proxy: S3Proxy;
+let sdk: S3Client;
+
+beforeAll(async () => {
+  s3 = await startS3Server();
+  proxy = await startS3Proxy(s3.port);
+  sdk = new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: S3RVER_CREDENTIALS.access_key_id, secretAccessKey: S3RVER_CREDENTIALS.secret_access_key },
+  });
+});
+
+afterAll(async () => {
+  sdk?.destroy();
+  await proxy?.close();
+  await s3?.close();
+});
+
+function archiveConfig(flushMs = 200) {
+  return {
+    log_storage: {
+      flush_interval_ms: flushMs,
+      retry_attempts: 2,
+      retry_initial_ms: 20,
+      retry_max_ms: 50,
+      archive: {
+        type: "s3" as const,
+        bucket: s3.bucket,
+        prefix: PREFIX,
+        endpoint: proxy.endpoint,
+        ...S3RVER_CREDENTIALS,
+      },
+    },
+  };
+}
+
+async function listKeys(prefix: string): Promise<string[]> {
+  const res = await sdk.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: prefix }));
+  return (res.Contents ?? []).map((o) => o.Key ?? "");
+}
+
+async function getObject(key: string): Promise<Buffer | undefined> {
+  try {
+    const res = await sdk.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+    return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+  } catch {
+    return undefined;
+  }
+}
+
+/** Polls (bounded) until `key` exists in the bucket and the run's segments are gone. */
+async function waitForRunObject(key: string): Promise<Buffer> {
+  for (let i = 0; i < 400; i++) {
+    const body = await getObject(key);
+    const parts = await listKeys(key.replace(/\.jsonl\.gz$/, ".parts/"));
+    if (body && parts.length === 0) return body;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${key} did not appear in 20 s`);
+}
+
+async function pushTask(
+  client: GrpcLogClient["client"],
+  runId: string,
+  task: string,
+  lines: number,
+  complete: boolean,
+  workflow = "deploy",
+) {
+  await client.push(
+    messages({
+      task: { runId, task, workspace: "acme", workflow },
+      batch: batchOf(1, BASE_TS, testLines(task, lines)),
+      ...(complete ? { complete: { result: Result.SUCCEEDED, exitCode: 0 } } : {}),
+    }),
+  );
+}
+
+function runKey(runId: string, startedAt: Date, workflow = "deploy"): string {
+  const iso = startedAt.toISOString();
+  const [date, time] = [iso.slice(0, 10), iso.slice(11, 19).replaceAll(":", "-")];
+  return `${PREFIX}acme/${workflow}/${date.replaceAll("-", "/")}/${date}T${time}_${runId}.jsonl.gz`;
+}
+
+describe("S3 archive", () => {
+  let f: LeaderFixture;
+  let g: GrpcLogClient;
+
+  beforeAll(async () => {
+    f = await startTestLeader(archiveConfig());
+    g = createGrpcLogClient(f.url);
+  });
+
+  afterAll(async () => {
+    g?.close();
+    await f?.dispose();
+  });
+
+  test("a completed run's object sits at the documented key and unzips to the JSONL Read returned before archival", async () => {
+    const runId = "s3-layout-1";
+    await pushTask(g.client, runId, "build", 300, false);
+    await pushTask(g.client, runId, "test", 200, false);
+    const before = {
+      build: (await readAll(g.client, runId, "build")).text,
+      test: (await readAll(g.client, runId, "test")).text,
+    };
+    await g.client.push(messages({ task: { runId, task: "build" }, complete: { result: Result.SUCCEEDED, exitCode: 0 } }));
+    await g.client.push(messages({ task: { runId, task: "test" }, complete: { result: Result.FAILED, exitCode: 2 } }));
+    const run = (await g.client.completeRun({ runId, result: Result.FAILED })).run;
+    const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+
+    const key = runKey(runId, startedAt);
+    const object = await waitForRunObject(key);
+    const runLog = (await readAll(g.client, runId, "_run")).text;
+    const serverEvents = (await readAll(g.client, runId, "_server")).text;
+    expect(gunzipSync(object).toString("utf8")).toBe(before.build + before.test + runLog + serverEvents);
+    expect(await listKeys(key.replace(".jsonl.gz", ""))).toEqual([key.replace(".jsonl.gz", ".index.json"), key]);
+
+    // Read and Tail after archival answer the same bytes.
+    expect((await readAll(g.client, runId, "build")).text).toBe(before.build);
+    expect(await tailToEnd(g.client.tail({ runId, task: "test" }))).toBe(before.test);
+    const build = Buffer.from(before.build);
+    const mid = build.length >> 1;
+    const r = await g.client.read({ runId, task: "build", offset: BigInt(mid), maxBytes: 1000 });
+    const next = build.indexOf(0x0a, mid) + 1;
+    expect(Number(r.offset)).toBe(next);
+    expect(Buffer.from(r.data).equals(build.subarray(next, next + r.data.length))).toBe(true);
+    expect(r.data.length).toBeLessThanOrEqual(1000);
+    expect(r.complete).toBe(true);
+  });
+});
