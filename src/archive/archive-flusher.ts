@@ -43,7 +43,6 @@ export interface ArchiveFlusherOptions {
  */
 export class ArchiveFlusher {
   private readonly active = new Set<string>();
-  private readonly failing = new Set<string>();
   private readonly archivedLengths = new Map<TaskKey, number>();
   private readonly dropped = new Set<TaskKey>();
   private timer: NodeJS.Timeout | undefined;
@@ -104,7 +103,6 @@ export class ArchiveFlusher {
       if (this.stopped) return;
       try {
         if (await this.flushRun(runId)) this.forget(runId);
-        if (this.failing.delete(runId)) this.o.log(`archive of run ${runId} to ${this.o.backend.description} works again`);
       } catch (err) {
         await this.failed(runId, err);
         // The store is likely down: leave the other runs to the next flush, this one last.
@@ -126,9 +124,13 @@ export class ArchiveFlusher {
     }
     if (archived.phase === "segments") {
       const logs = await this.uploadNewBytes(archived);
-      if (!logs) return false;
+      if (!logs) {
+        await this.recovered(archived);
+        return false;
+      }
       await writeRunObject(this.o.backend, archived.base, record, logs);
-      archived = { ...archived, phase: "final" };
+      await this.recovered(archived);
+      archived = { runId, base: archived.base, phase: "final" };
       await this.o.ledger.setRun(archived);
     }
     if (archived.phase === "final") {
@@ -201,12 +203,26 @@ export class ArchiveFlusher {
     return length;
   }
 
+  /** Ends the run's outage, if it had one: its uploads work again. */
+  private async recovered(archived: ArchivedRun): Promise<void> {
+    if (archived.failingSince === undefined) return;
+    const seconds = Math.round((Date.now() - archived.failingSince) / 1000);
+    this.o.log(`archive of run ${archived.runId} to ${this.o.backend.description} works again after ${seconds}s`);
+    await this.o.ledger.setRun({ runId: archived.runId, base: archived.base, phase: archived.phase });
+  }
+
+  /**
+   * Reports a failed flush: always to the leader's log; to the run's `_server` once per
+   * outage (the ledger remembers it, so a restart in the middle of one does not repeat it).
+   */
   private async failed(runId: string, err: unknown): Promise<void> {
     this.o.log(`archive flush of run ${runId} to ${this.o.backend.description} failed; retrying in ${this.o.flushIntervalMs} ms`, err);
-    if (this.failing.has(runId)) return;
-    this.failing.add(runId);
+    const archived = await this.o.ledger.run(runId).catch(() => undefined);
     // Once the run's object is final, `_server` is in it: later trouble (cleanup) goes to the leader's log only.
-    if ((await this.o.ledger.run(runId).catch(() => undefined))?.phase !== "segments") return;
+    if (archived?.phase !== "segments" || archived.failingSince !== undefined) return;
+    await this.o.ledger
+      .setRun({ ...archived, failingSince: Date.now() })
+      .catch((e: unknown) => this.o.log("archive ledger write failed", e));
     const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     await this.o.serverEvent(
       runId,

@@ -23,6 +23,8 @@ export interface ArchivedRun {
   /** Key base of the run's objects, fixed when its archive began (a later prefix change does not move it). */
   base: string;
   phase: ArchivePhase;
+  /** When the current outage began: set with its one server event, cleared when an upload works again. */
+  failingSince?: number;
 }
 
 export interface Segment {

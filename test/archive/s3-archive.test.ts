@@ -160,3 +160,149 @@ describe("S3 archive", () => {
     expect(r.complete).toBe(true);
   });
 });
+
+/** Opens a stopped leader's log store, to look at what it keeps. */
+async function inspectStore(dataDir: string, runId: string, tasks: string[]) {
+  const kv = await KvStore.open(`${dataDir}/joblogs`, { compression: true });
+  try {
+    const store = new LogStore(kv);
+    const out: Record<string, { chunks: number; archived: boolean }> = {};
+    for (const task of tasks) {
+      let chunks = 0;
+      for await (const _ of kv.entries(chunkRange(runId, task))) chunks++;
+      out[task] = { chunks, archived: (await store.loadState(runId, task))?.archived === true };
+    }
+    return out;
+  } finally {
+    await kv.close();
+  }
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 400; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${what}: not seen in 20 s`);
+}
+
+const archiveEvents = (serverEvents: string) => parseRecords(serverEvents).filter((r) => r.line.startsWith("archive: upload"));
+
+describe("S3 outage", () => {
+  test("a failing final flush is retried, reported once, loses nothing, survives a restart, and drops buffers only once verified", async () => {
+    const f = await startTestLeader(archiveConfig());
+    let g = createGrpcLogClient(f.url);
+    try {
+      const runId = "s3-outage-1";
+      await pushTask(g.client, runId, "build", 400, false);
+      // The periodic flush uploads a segment while the store works.
+      await waitFor("a segment of build", async () =>
+        (await listKeys(PREFIX)).some((k) => k.includes(`${runId}.parts/build/`)) ? true : undefined,
+      );
+
+      proxy.failing = true;
+      await g.client.push(
+        messages({
+          task: { runId, task: "build" },
+          batch: batchOf(401, BASE_TS, testLines("late", 100)),
+          complete: { result: Result.SUCCEEDED, exitCode: 0 },
+        }),
+      );
+      await g.client.completeRun({ runId, result: Result.SUCCEEDED });
+      await waitFor("the outage event", async () =>
+        archiveEvents((await readAll(g.client, runId, "_server")).text).length > 0 ? true : undefined,
+      );
+      // Several more failed tries (periodic flushes) must not add events.
+      proxy.reset();
+      await waitFor("more failed tries", async () => (proxy.requests().length >= 6 ? true : undefined));
+      const expected = {
+        build: (await readAll(g.client, runId, "build")).text,
+        _run: (await readAll(g.client, runId, "_run")).text,
+        _server: (await readAll(g.client, runId, "_server")).text,
+      };
+      expect(archiveEvents(expected._server)).toHaveLength(1);
+      expect(archiveEvents(expected._server)[0]?.line).toContain("retrying");
+      expect(parseRecords(expected.build)).toHaveLength(500);
+
+      // Nothing verified, nothing dropped — and what is pending survives a restart.
+      g.close();
+      await f.leader.stop();
+      expect(await inspectStore(f.dataDir, runId, ["build", "_run", "_server"])).toEqual({
+        build: { chunks: expect.any(Number), archived: false },
+        _run: { chunks: expect.any(Number), archived: false },
+        _server: { chunks: expect.any(Number), archived: false },
+      });
+      expect((await inspectStore(f.dataDir, runId, ["build"])).build?.chunks).toBeGreaterThan(0);
+      await f.restart();
+      g = createGrpcLogClient(f.url);
+      proxy.reset();
+      await waitFor("tries by the restarted leader", async () => (proxy.requests().length >= 2 ? true : undefined));
+
+      proxy.failing = false;
+      const run = (await g.client.getRun({ runId })).run;
+      const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+      const object = await waitForRunObject(runKey(runId, startedAt));
+      expect(gunzipSync(object).toString("utf8")).toBe(expected.build + expected._run + expected._server);
+
+      g.close();
+      await f.leader.stop();
+      expect(await inspectStore(f.dataDir, runId, ["build", "_run", "_server"])).toEqual({
+        build: { chunks: 0, archived: true },
+        _run: { chunks: 0, archived: true },
+        _server: { chunks: 0, archived: true },
+      });
+      await f.restart();
+      g = createGrpcLogClient(f.url);
+      expect((await readAll(g.client, runId, "build")).text).toBe(expected.build);
+      expect(await tailToEnd(g.client.tail({ runId, task: "_server" }))).toBe(expected._server);
+    } finally {
+      proxy.failing = false;
+      g.close();
+      await f.dispose();
+    }
+  });
+});
+
+describe("ranged reads", () => {
+  test("reading the last 64 KiB of a large archived log transfers a bounded number of bytes, with explicit ranges", async () => {
+    const f = await startTestLeader(archiveConfig(60_000));
+    const g = createGrpcLogClient(f.url);
+    try {
+      const runId = "s3-large-1";
+      const lines = testLines("large", 2000);
+      // 16 MiB of log in 80 batches; the archive flushes it at completion.
+      for (let i = 0; i < 80; i++) {
+        await g.client.push(
+          messages({ task: { runId, task: "big", workspace: "acme", workflow: "deploy" }, batch: batchOf(1 + i * 2000, BASE_TS, lines) }),
+        );
+      }
+      await g.client.push(messages({ task: { runId, task: "big" }, complete: { result: Result.SUCCEEDED, exitCode: 0 } }));
+      const length = Number((await g.client.read({ runId, task: "big", offset: 0n, maxBytes: 1 })).length);
+      const tailBefore = await g.client.read({ runId, task: "big", offset: BigInt(length - 65536), maxBytes: 65536 });
+      await g.client.completeRun({ runId, result: Result.SUCCEEDED });
+      const run = (await g.client.getRun({ runId })).run;
+      const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+      const object = await waitForRunObject(runKey(runId, startedAt));
+      expect(length).toBeGreaterThan(16 * 1024 * 1024);
+
+      proxy.reset();
+      const r = await g.client.read({ runId, task: "big", offset: BigInt(length - 65536), maxBytes: 65536 });
+      expect(Buffer.from(r.data).equals(Buffer.from(tailBefore.data))).toBe(true);
+      expect(Number(r.nextOffset)).toBe(length);
+      const requests = proxy.requests();
+      const transferred = proxy.bytesDown();
+      expect(requests.filter((q) => q.startsWith("GET") && q.includes(".jsonl.gz")).every((q) => /bytes=\d+-\d+$/.test(q))).toBe(true);
+      // The index and a member or two: a small fraction of the object.
+      expect(transferred).toBeLessThan(object.length / 8);
+      expect(transferred).toBeLessThan(512 * 1024);
+
+      proxy.reset();
+      await g.client.read({ runId, task: "big", offset: BigInt(length >> 1), maxBytes: 65536 });
+      expect(proxy.bytesDown()).toBeLessThan(256 * 1024);
+    } finally {
+      g.close();
+      await f.dispose();
+    }
+  });
+});
