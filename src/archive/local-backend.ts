@@ -97,7 +97,7 @@ export class LocalBackend implements ArchiveBackend {
     });
   }
 
-  get(key: string): Promise<Buffer | undefined> {
+  async get(key: string): Promise<Buffer | undefined> {
     const path = this.pathOf(key);
     return this.attempt(() => readFile(path).catch(absentAs(undefined)));
   }

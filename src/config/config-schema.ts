@@ -164,16 +164,25 @@ export const archiveSchema = z
     if (a.type === "s3" && a.bucket === undefined) ctx.addIssue({ code: "custom", path: ["bucket"], message: "required when type is s3" });
     if (a.type === "local" && a.path === undefined)
       ctx.addIssue({ code: "custom", path: ["path"], message: "required when type is local" });
-    if ((a.access_key_id === undefined) !== (a.secret_access_key === undefined)) {
-      ctx.addIssue({ code: "custom", path: ["secret_access_key"], message: "access_key_id and secret_access_key go together" });
-    }
-    if (a.kms_key_id !== undefined && a.sse !== "aws:kms") {
-      ctx.addIssue({ code: "custom", path: ["kms_key_id"], message: "only used with sse: aws:kms" });
-    }
+    checkS3Fields(a, ctx);
   });
 
 /** The legacy `s3` block: an S3 archive without `type`. */
-export const legacyS3Schema = z.strictObject({ ...s3Fields, bucket: z.string().min(3, "S3 bucket names have at least 3 characters") });
+export const legacyS3Schema = z
+  .strictObject({ ...s3Fields, bucket: z.string().min(3, "S3 bucket names have at least 3 characters") })
+  .superRefine(checkS3Fields);
+
+function checkS3Fields(
+  a: { access_key_id?: string | undefined; secret_access_key?: string | undefined; kms_key_id?: string | undefined; sse: string },
+  ctx: z.RefinementCtx,
+): void {
+  if ((a.access_key_id === undefined) !== (a.secret_access_key === undefined)) {
+    ctx.addIssue({ code: "custom", path: ["secret_access_key"], message: "access_key_id and secret_access_key go together" });
+  }
+  if (a.kms_key_id !== undefined && a.sse !== "aws:kms") {
+    ctx.addIssue({ code: "custom", path: ["kms_key_id"], message: "only used with sse: aws:kms" });
+  }
+}
 
 export const logStorageSchema = z
   .strictObject({

@@ -1,6 +1,5 @@
 import { gunzipSync } from "node:zlib";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
-import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
 import { KvStore } from "../../src/store/kv-store.js";
@@ -10,7 +9,6 @@ import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.j
 import {
   batchOf,
   createGrpcLogClient,
-  expectConnectError,
   type GrpcLogClient,
   messages,
   parseRecords,
