@@ -26,17 +26,18 @@ export async function uploadSegment(
   from: number,
   end: number,
 ): Promise<Segment> {
-  const stop = Math.min(end, from + SEGMENT_MAX_BYTES);
+  // Reads run to `end` and stop after SEGMENT_MAX_BYTES: cutting at a byte count could split a record.
+  const stop = from + SEGMENT_MAX_BYTES;
   const members: Buffer[] = [];
   const plain: number[] = [];
   const gz: number[] = [];
   let offset = from;
   let size = 0;
-  while (offset < stop) {
-    // One read of about MEMBER_BYTES of whole records is one member: members start at records.
-    const slice = await src.store.read(run, task, offset, stop, MEMBER_BYTES);
+  while (offset < end && offset < stop) {
+    // One read of about MEMBER_BYTES of whole records is one member: members start and end at records.
+    const slice = await src.store.read(run, task, offset, end, MEMBER_BYTES);
     if (slice.data.length === 0 || slice.offset !== offset) {
-      throw new Error(`task ${task} of run ${run}: the store has no records at offset ${offset} (up to ${stop})`);
+      throw new Error(`task ${task} of run ${run}: the store has no records at offset ${offset} (up to ${end})`);
     }
     const member = await gzipMember(slice.data, src.gzipLevel);
     plain.push(offset);

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
@@ -60,7 +61,7 @@ describe("local archive", () => {
     const compile = (await readAll(g.client, runId, "compile")).text;
     await g.client.push(messages({ task, complete: { result: Result.SUCCEEDED, exitCode: 0 } }));
     const run = (await g.client.completeRun({ runId, result: Result.SUCCEEDED })).run;
-    const started = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6)).toISOString();
+    const started = new Date(run?.startedAt ? timestampMs(run.startedAt) : 0).toISOString();
     const day = started.slice(0, 10);
     const name = `ci/team/ci/${day.replaceAll("-", "/")}/${day}T${started.slice(11, 19).replaceAll(":", "-")}_${runId}`;
 

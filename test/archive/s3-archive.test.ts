@@ -1,5 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
 import { KvStore } from "../../src/store/kv-store.js";
@@ -136,7 +137,7 @@ describe("S3 archive", () => {
     await g.client.push(messages({ task: { runId, task: "build" }, complete: { result: Result.SUCCEEDED, exitCode: 0 } }));
     await g.client.push(messages({ task: { runId, task: "test" }, complete: { result: Result.FAILED, exitCode: 2 } }));
     const run = (await g.client.completeRun({ runId, result: Result.FAILED })).run;
-    const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+    const startedAt = new Date(run?.startedAt ? timestampMs(run.startedAt) : 0);
 
     const key = runKey(runId, startedAt);
     const object = await waitForRunObject(key);
@@ -239,7 +240,7 @@ describe("S3 outage", () => {
 
       proxy.failing = false;
       const run = (await g.client.getRun({ runId })).run;
-      const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+      const startedAt = new Date(run?.startedAt ? timestampMs(run.startedAt) : 0);
       const object = await waitForRunObject(runKey(runId, startedAt));
       expect(gunzipSync(object).toString("utf8")).toBe(expected.build + expected._run + expected._server);
 
@@ -280,7 +281,7 @@ describe("ranged reads", () => {
       const tailBefore = await g.client.read({ runId, task: "big", offset: BigInt(length - 65536), maxBytes: 65536 });
       await g.client.completeRun({ runId, result: Result.SUCCEEDED });
       const run = (await g.client.getRun({ runId })).run;
-      const startedAt = new Date(Number(run?.startedAt?.seconds ?? 0n) * 1000 + Math.floor((run?.startedAt?.nanos ?? 0) / 1e6));
+      const startedAt = new Date(run?.startedAt ? timestampMs(run.startedAt) : 0);
       const object = await waitForRunObject(runKey(runId, startedAt));
       expect(length).toBeGreaterThan(16 * 1024 * 1024);
 

@@ -56,12 +56,14 @@ try {
   const archiveStart = performance.now();
   await g.client.push(messages({ task: { runId, task: "big" }, complete: { result: Result.SUCCEEDED, exitCode: 0 } }));
   await g.client.completeRun({ runId, result: Result.SUCCEEDED });
-  for (let i = 0; i < 36_000; i++) {
+  for (let i = 0; i < 6000; i++) {
+    if (f.logs.length > 0) break;
     const keys = proxy.requests().filter((q) => q.startsWith("PUT") && q.includes(".index.json"));
     if (keys.length > 0) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   console.log(`archived (segment upload, verify, drop, run object): ${((performance.now() - archiveStart) / 1000).toFixed(1)} s`);
+  for (const line of f.logs) console.log(`leader: ${line}`);
 
   const from = BigInt(length - 65536);
   for (const label of ["cold (index fetched)", "warm (index cached)"]) {
