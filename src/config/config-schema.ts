@@ -187,6 +187,90 @@ export const uiSchema = z
   })
   .prefault({});
 
+// --- log_storage: the archive tier (the published block of Design S, plus joblog's own knobs) ---
+
+/** An object-key prefix: path segments of safe characters, so no key escapes it. */
+const archivePrefix = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9!_.*'()-]+\/)*([A-Za-z0-9!_.*'()-]+)?$/,
+    "expected segments of A-Z a-z 0-9 ! _ . * ' ( ) - separated by /, e.g. joblog/",
+  )
+  .refine((p) => !p.split("/").some((segment) => segment === "." || segment === ".."), "may not contain . or .. segments");
+
+const s3Fields = {
+  bucket: z.string().min(3, "S3 bucket names have at least 3 characters").optional(),
+  /** Region; when absent, the AWS chain's (AWS_REGION), else us-east-1 with an endpoint. */
+  region: z.string().min(1).optional(),
+  prefix: archivePrefix.default(""),
+  /** S3-compatible stores (MinIO, Ceph RGW, LocalStack): their URL; path-style addressing is then used. */
+  endpoint: z.url().optional(),
+  /** Override of the addressing style; default: path-style exactly when an endpoint is set. */
+  force_path_style: z.boolean().optional(),
+  /** Explicit credentials; when absent, the standard AWS chain (env, profile, SSO, instance role). */
+  access_key_id: z.string().min(1).optional(),
+  secret_access_key: z.string().min(1).optional(),
+  session_token: z.string().min(1).optional(),
+  /** Server-side encryption: none, SSE-S3 (`AES256`) or SSE-KMS (`aws:kms`, with `kms_key_id`). */
+  sse: z.enum(["none", "AES256", "aws:kms"]).default("none"),
+  kms_key_id: z.string().min(1).optional(),
+};
+
+export const archiveSchema = z
+  .strictObject({
+    type: z.enum(["s3", "local"]),
+    ...s3Fields,
+    /** Directory of the `local` backend; object keys map to subdirectories. */
+    path: z.string().min(1).optional(),
+  })
+  .superRefine((a, ctx) => {
+    if (a.type === "s3" && a.bucket === undefined) ctx.addIssue({ code: "custom", path: ["bucket"], message: "required when type is s3" });
+    if (a.type === "local" && a.path === undefined)
+      ctx.addIssue({ code: "custom", path: ["path"], message: "required when type is local" });
+    checkS3Fields(a, ctx);
+  });
+
+/** The legacy `s3` block: an S3 archive without `type`. */
+export const legacyS3Schema = z
+  .strictObject({ ...s3Fields, bucket: z.string().min(3, "S3 bucket names have at least 3 characters") })
+  .superRefine(checkS3Fields);
+
+function checkS3Fields(
+  a: { access_key_id?: string | undefined; secret_access_key?: string | undefined; kms_key_id?: string | undefined; sse: string },
+  ctx: z.RefinementCtx,
+): void {
+  if ((a.access_key_id === undefined) !== (a.secret_access_key === undefined)) {
+    ctx.addIssue({ code: "custom", path: ["secret_access_key"], message: "access_key_id and secret_access_key go together" });
+  }
+  if (a.kms_key_id !== undefined && a.sse !== "aws:kms") {
+    ctx.addIssue({ code: "custom", path: ["kms_key_id"], message: "only used with sse: aws:kms" });
+  }
+}
+
+export const logStorageSchema = z
+  .strictObject({
+    /** Where a previous system left plain-text logs, `{local_dir}/{run_id}.log`; read as a fallback. */
+    local_dir: z.string().min(1).optional(),
+    /** The archive. Absent (the default): RocksDB keeps every log forever. Wins over `s3`. */
+    archive: archiveSchema.optional(),
+    /** Legacy form of an S3 archive, still accepted. */
+    s3: legacyS3Schema.optional(),
+    /** How often new bytes of running tasks are uploaded. */
+    flush_interval_ms: z.number().int().min(100).default(10_000),
+    /** gzip level of archive objects (1 fastest .. 9 smallest). */
+    gzip_level: z.number().int().min(1).max(9).default(6),
+    /** Tries of one archive request before the flush gives up until the next interval. */
+    retry_attempts: positiveInt().default(5),
+    /** First retry delay; doubles per try, with full jitter, up to `retry_max_ms`. */
+    retry_initial_ms: positiveInt().default(200),
+    retry_max_ms: positiveInt().default(5_000),
+    /** One archive request (a part upload, a ranged read) fails after this long. */
+    request_timeout_ms: positiveInt().default(30_000),
+  })
+  .prefault({});
+
+// --- end of log_storage ---
+
 export const configSchema = z.strictObject({
   server: serverSchema,
   storage: storageSchema,
@@ -197,6 +281,7 @@ export const configSchema = z.strictObject({
   worker: workerSchema,
   search: searchSchema,
   ui: uiSchema,
+  log_storage: logStorageSchema,
 });
 
 export type JoblogConfig = z.infer<typeof configSchema>;
@@ -204,3 +289,4 @@ export type WorkerConfig = JoblogConfig["worker"];
 export type LimitsConfig = JoblogConfig["limits"];
 export type EncryptionConfig = JoblogConfig["encryption"];
 export type SearchConfig = JoblogConfig["search"];
+export type LogStorageConfig = JoblogConfig["log_storage"];

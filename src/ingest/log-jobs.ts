@@ -68,15 +68,21 @@ export function appendBatch(ctx: CommitContext, key: TaskKey, firstSeq: number, 
   return progressOf(next);
 }
 
-/** Appends records the leader writes itself (run log, server events): no sequence numbers. */
+/**
+ * Appends records the leader writes itself (run log, server events): no sequence numbers.
+ * `afterCompletion` lets the archive report trouble in a completed run's `_server`: its
+ * archive is not final yet, and the final object will hold the event.
+ */
 export function appendLeaderRecords(
   ctx: CommitContext,
   key: TaskKey,
   records: ReadonlyArray<{ stream: StreamName; line: string }>,
   now: number,
+  options: { afterCompletion?: boolean } = {},
 ): void {
   const state = requireState(ctx, key);
-  if (state.completion) throw failedPrecondition(`${describe(key)} is already completed`);
+  if (state.archived) throw failedPrecondition(`${describe(key)} is archived`);
+  if (state.completion && !options.afterCompletion) throw failedPrecondition(`${describe(key)} is already completed`);
   const { task } = splitTaskKey(key);
   const text = records.map((r) => encodeRecord(now, r.stream, task, r.line)).join("");
   ctx.append(key, Buffer.from(text, "utf8"), records.length);

@@ -10,10 +10,12 @@ import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
+import { type Archive, openArchive } from "../archive/open-archive.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
+import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
@@ -53,12 +55,13 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false });
   let metaKv: KvStore;
   let runKeys: Awaited<ReturnType<typeof openRunKeys>>;
-  let directory: RunDirectory | undefined;
+  // The key outage callback needs the run directory, which needs the keys first.
+  let directoryRef: RunDirectory | undefined;
   try {
     metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true });
     try {
       runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
-        onOutageEnded: (run, outage) => directory?.keyOutageEnded(run, outage),
+        onOutageEnded: (run, outage) => directoryRef?.keyOutageEnded(run, outage),
       });
     } catch (err) {
       await metaKv.close();
@@ -75,20 +78,38 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
+  let archive: Archive | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {
     sync,
     chunkBytes: config.storage.chunk_bytes,
-    onCommitted: (appends, states) => hub.publish(appends, states),
+    onCommitted: (appends, states) => {
+      hub.publish(appends, states);
+      archive?.committed(states);
+    },
     warn: log,
   });
-  directory = new RunDirectory(meta, registry, queue, {
+  const directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
     warn: log,
     createRunKey: (run, workspace) => runKeys.keys.createRunKey(run, workspace),
   });
+  directoryRef = directory;
   await directory.start();
-  const reader = new LogReader(registry, logStore, directory, hub);
+  archive = openArchive(config.log_storage, {
+    logKv,
+    store: logStore,
+    registry,
+    queue,
+    meta,
+    sync,
+    serverEvent: (runId, line) => directory.serverEvent(runId, line, { afterCompletion: true }),
+    log,
+  });
+  await archive?.start();
+  const legacy =
+    config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
+  const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
   const shutdown = new AbortController();
   const pushes = new ActiveCount();
@@ -149,6 +170,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   try {
     listener = await listen(tracked, host, port, logStream);
   } catch (err) {
+    await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close()]);
     runKeys.close();
     throw err;
@@ -169,6 +191,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    await archive?.stop();
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();

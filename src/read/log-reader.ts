@@ -1,9 +1,11 @@
+import type { ArchiveTier } from "../archive/archive-tier.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
 import { type TaskKey, type TaskRegistry, taskKey } from "../ingest/task-registry.js";
 import type { RunDirectory } from "../runs/run-directory.js";
-import type { LogStore } from "../store/log-store.js";
+import type { LogSlice, LogStore } from "../store/log-store.js";
 import type { TaskLogState } from "../store/task-log-state.js";
 import type { TailHub } from "../tail/tail-hub.js";
+import type { LegacyLogs } from "./legacy-log.js";
 
 export interface LogRead {
   offset: number;
@@ -13,37 +15,81 @@ export interface LogRead {
   complete: boolean;
 }
 
-/** Reads task logs at an offset: the hub's cache of recent bytes first, then the store. */
+/** Where a log's bytes are: the leader's store, a legacy plain-text file, or the archive. */
+export type LogTier = "buffer" | "legacy" | "archive";
+
+/** A log found by `state()`: what `readAt()` reads from. */
+export interface FoundLog {
+  key: TaskKey;
+  run: string;
+  task: string;
+  state: TaskLogState;
+  tier: LogTier;
+}
+
+/** The tiers behind the store; each is optional (no archive, no legacy directory configured). */
+export interface ReadTiers {
+  legacy?: LegacyLogs | undefined;
+  archive?: ArchiveTier | undefined;
+}
+
+/**
+ * Reads task logs at an offset, from whichever tier holds them — in order, the
+ * RocksDB buffer (the hub's cache of recent bytes first), a legacy plain-text log,
+ * the archive — with the same answer whichever it is. A log the leader's store
+ * knows is never shadowed by a legacy file: once archived, its state sends reads
+ * to the archive.
+ */
 export class LogReader {
   constructor(
     private readonly registry: TaskRegistry,
     private readonly store: LogStore,
     private readonly directory: RunDirectory,
     private readonly hub: TailHub,
+    private readonly tiers: ReadTiers = {},
   ) {}
 
-  /** The durable state of a task log; NOT_FOUND naming the run or the task when there is none. */
-  async state(run: string, task: string): Promise<{ key: TaskKey; state: TaskLogState }> {
+  /** The state of a task log and its tier; NOT_FOUND naming the run or the task when there is none. */
+  async state(run: string, task: string): Promise<FoundLog> {
     const key = taskKey(run, task);
     const state = await this.registry.load(key);
-    if (state) return { key, state };
+    if (state) return { key, run, task, state, tier: state.archived ? "archive" : "buffer" };
+    const legacy = await this.tiers.legacy?.state(run, task);
+    if (legacy) return { key, run, task, state: legacy, tier: "legacy" };
+    const archived = await this.tiers.archive?.state(run, task);
+    if (archived) return { key, run, task, state: archived, tier: "archive" };
     if (!(await this.directory.hasRun(run))) throw notFound(`run ${run} not found`);
     throw notFound(`task ${task} not found in run ${run}`);
   }
 
   async read(run: string, task: string, offset: number, maxBytes: number): Promise<LogRead> {
-    const { key, state } = await this.state(run, task);
-    return this.readAt(key, run, task, state, offset, maxBytes);
+    return this.readAt(await this.state(run, task), offset, maxBytes);
   }
 
   /** Reads from a known state, so a tail sees the length and completion that go with the bytes. */
-  async readAt(key: TaskKey, run: string, task: string, state: TaskLogState, offset: number, maxBytes: number): Promise<LogRead> {
+  async readAt(found: FoundLog, offset: number, maxBytes: number): Promise<LogRead> {
+    const { run, task, state } = found;
     if (offset > state.length) {
       throw invalidArgument(`offset ${offset} is past the end of task ${task} of run ${run} (length ${state.length})`);
     }
     const complete = state.completion !== undefined;
-    const cached = this.hub.cached(key, offset, maxBytes);
-    const slice = cached ? { offset, data: cached } : await this.store.read(run, task, offset, state.length, maxBytes);
+    const slice = await this.slice(found, offset, maxBytes);
     return { offset: slice.offset, data: slice.data, nextOffset: slice.offset + slice.data.length, length: state.length, complete };
+  }
+
+  private async slice(found: FoundLog, offset: number, maxBytes: number): Promise<LogSlice> {
+    const { key, run, task, state } = found;
+    if (found.tier === "legacy" && this.tiers.legacy) return this.tiers.legacy.read(run, task, offset, state.length, maxBytes);
+    const cached = this.hub.cached(key, offset, maxBytes);
+    if (cached) return { offset, data: cached };
+    if (!state.archived) {
+      const slice = await this.store.read(run, task, offset, state.length, maxBytes);
+      if (slice.data.length > 0 || offset >= state.length) return slice;
+      // Nothing where the state says there are bytes: the buffer was dropped after the state was read.
+      const latest = await this.registry.load(key);
+      if (!latest?.archived) return slice;
+    }
+    if (!this.tiers.archive) throw new Error(`task ${task} of run ${run} is archived, but no archive is configured`);
+    return this.tiers.archive.read(run, task, offset, state.length, maxBytes);
   }
 }

@@ -261,12 +261,15 @@ export class RunDirectory {
     this.earlyEvents.set(runId, line);
   }
 
-  /** Appends a server event for a run; a failure to do so is reported, never thrown. */
-  async serverEvent(runId: string, line: string): Promise<void> {
+  /**
+   * Appends a server event for a run; a failure to do so is reported, never thrown.
+   * `afterCompletion`: also when the run is complete (the archive, whose final object comes later).
+   */
+  async serverEvent(runId: string, line: string, options: { afterCompletion?: boolean } = {}): Promise<void> {
     const key = taskKey(runId, SERVER_EVENTS_TASK);
     try {
       if (!(await this.registry.load(key))) return;
-      await this.queue.run([key], (ctx) => appendLeaderRecords(ctx, key, [{ stream: "stderr", line }], this.now()));
+      await this.queue.run([key], (ctx) => appendLeaderRecords(ctx, key, [{ stream: "stderr", line }], this.now(), options));
     } catch (err) {
       this.options.warn?.(`could not record a server event for run ${runId}`, err);
     }

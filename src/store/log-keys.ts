@@ -83,3 +83,37 @@ export function dataKeyRange(run?: string): { gte: Buffer; lt: Buffer } {
 export function parseDataKeyKey(key: Buffer): { run: string; generation: number } {
   return { run: key.toString("latin1", 1, key.length - 5), generation: key.readUInt32BE(key.length - 4) };
 }
+
+// The archive's ledger (src/archive/archive-ledger.ts) lives in the same store, so a
+// task's drop and the record of what was verified before it cannot part ways.
+const ARCHIVED_RUN = 0x41; // "A": a run's archive record
+const ARCHIVE_SEGMENT = 0x42; // "B": a verified segment, keyed like chunks
+const ARCHIVE_PENDING = 0x50; // "P": runs whose archive is not final yet
+
+const tagged = (tag: number, run: string) => Buffer.concat([Buffer.from([tag]), Buffer.from(run, "latin1")]);
+
+export const archivedRunKey = (run: string): Buffer => tagged(ARCHIVED_RUN, run);
+export const archivePendingKey = (run: string): Buffer => tagged(ARCHIVE_PENDING, run);
+
+/** Bounds of every pending-run key. */
+export const archivePendingRange = { gte: Buffer.from([ARCHIVE_PENDING]), lt: Buffer.from([ARCHIVE_PENDING + 1]) };
+
+export function archiveSegmentKey(run: string, task: string, offset: number): Buffer {
+  const key = chunkKey(run, task, offset);
+  key[0] = ARCHIVE_SEGMENT;
+  return key;
+}
+
+/** Bounds of the segment keys of one task, or of every task of the run when `task` is undefined. */
+export function archiveSegmentRange(run: string, task?: string): { gte: Buffer; lt: Buffer } {
+  if (task !== undefined) {
+    const range = chunkRange(run, task);
+    range.gte[0] = ARCHIVE_SEGMENT;
+    range.lt[0] = ARCHIVE_SEGMENT;
+    return range;
+  }
+  const gte = prefixed(ARCHIVE_SEGMENT, run, "", 0).subarray(0, 2 + Buffer.byteLength(run));
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = SEP + 1;
+  return { gte, lt };
+}

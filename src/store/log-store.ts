@@ -43,6 +43,12 @@ export class LogStore {
     return { type: "put", key: taskStateKey(run, task), value: encodeTaskLogState(state) };
   }
 
+  /** Drops every chunk of a task (its buffer) with one range delete; the task's state stays. */
+  async dropChunks(run: string, task: string): Promise<void> {
+    const range = chunkRange(run, task);
+    await this.kv.deleteRange(range.gte, range.lt);
+  }
+
   /**
    * Reads whole records from `offset` (moved forward to the next record start when
    * it falls inside one) up to `end`, stopping after `maxBytes` but returning at

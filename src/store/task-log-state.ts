@@ -12,6 +12,11 @@ export interface TaskLogState {
   records: number;
   startedAt: number;
   completion?: TaskCompletionState;
+  /**
+   * The log was verified in the archive and its chunks were dropped from this store:
+   * reads go to the archive. Only ever set on a completed log.
+   */
+  archived?: true;
 }
 
 export interface TaskCompletionState {

@@ -34,7 +34,7 @@ export async function* tailLog(reader: LogReader, hub: TailHub, options: TailOpt
       if (shutdown.aborted) throw unavailable(`the leader is shutting down; resume the tail from offset ${offset}`);
       if (signal.aborted) return;
       if (offset < state.length) {
-        const chunk = await reader.readAt(first.key, run, task, state, offset, options.maxBytes);
+        const chunk = await reader.readAt({ ...first, state }, offset, options.maxBytes);
         offset = chunk.nextOffset;
         if (chunk.data.length > 0) yield { ...chunk, complete: false };
       } else if (state.completion) {

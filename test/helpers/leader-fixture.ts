@@ -19,7 +19,7 @@ export interface LeaderFixture {
   logs: string[];
 }
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+type DeepPartial<T> = { [K in keyof T]?: NonNullable<T[K]> extends object ? DeepPartial<NonNullable<T[K]>> : T[K] };
 
 /** A real leader on a loopback port with a fresh data directory. */
 export async function startTestLeader(overrides: DeepPartial<JoblogConfig> = {}): Promise<LeaderFixture> {

@@ -1,0 +1,75 @@
+import type { LogStorageConfig } from "../config/config-schema.js";
+import type { CommitQueue } from "../ingest/commit-queue.js";
+import type { TaskKey, TaskRegistry } from "../ingest/task-registry.js";
+import type { KvStore } from "../store/kv-store.js";
+import type { LogStore } from "../store/log-store.js";
+import type { MetaStore } from "../store/meta-store.js";
+import type { TaskLogState } from "../store/task-log-state.js";
+import type { ArchiveBackend } from "./archive-backend.js";
+import { ArchiveFlusher } from "./archive-flusher.js";
+import { ArchiveLedger } from "./archive-ledger.js";
+import { type ArchiveTarget, archiveTarget } from "./archive-settings.js";
+import { ArchiveTier } from "./archive-tier.js";
+import { LocalBackend } from "./local-backend.js";
+import { S3Backend } from "./s3-backend.js";
+
+export interface ArchiveDeps {
+  logKv: KvStore;
+  store: LogStore;
+  registry: TaskRegistry;
+  queue: CommitQueue;
+  meta: MetaStore;
+  sync: boolean;
+  serverEvent(runId: string, line: string): Promise<void>;
+  log(message: string, err?: unknown): void;
+}
+
+/** The archive tier of a leader: the flusher that fills it and the reader tier that reads it. */
+export interface Archive {
+  tier: ArchiveTier;
+  flusher: ArchiveFlusher;
+  /** The commit queue's listener. */
+  committed(states: ReadonlyMap<TaskKey, TaskLogState>): void;
+  start(): Promise<void>;
+  /** Ends flushing (requests in flight are aborted; the ledger keeps what was verified). */
+  stop(): Promise<void>;
+}
+
+/** Builds the archive configured under `log_storage`, or undefined when there is none. */
+export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archive | undefined {
+  const target = archiveTarget(config);
+  if (!target) return undefined;
+  const abort = new AbortController();
+  const backend = createBackend(target, config, abort.signal);
+  const ledger = new ArchiveLedger(deps.logKv, deps.sync);
+  const flusher = new ArchiveFlusher({
+    backend,
+    ledger,
+    store: deps.store,
+    registry: deps.registry,
+    queue: deps.queue,
+    meta: deps.meta,
+    serverEvent: deps.serverEvent,
+    prefix: target.prefix,
+    flushIntervalMs: config.flush_interval_ms,
+    gzipLevel: config.gzip_level,
+    log: deps.log,
+  });
+  return {
+    tier: new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log),
+    flusher,
+    committed: (states) => flusher.committed(states),
+    start: () => flusher.start(),
+    async stop() {
+      abort.abort();
+      await flusher.stop();
+      backend.close();
+    },
+  };
+}
+
+export function createBackend(target: ArchiveTarget, config: LogStorageConfig, signal: AbortSignal): ArchiveBackend {
+  const retry = { attempts: config.retry_attempts, initialMs: config.retry_initial_ms, maxMs: config.retry_max_ms };
+  if (target.type === "local") return new LocalBackend(target.path, retry, signal);
+  return new S3Backend(target, { retry, requestTimeoutMs: config.request_timeout_ms, signal });
+}

@@ -1,0 +1,32 @@
+import { Backoff, sleep } from "../worker/backoff.js";
+
+export interface RetryPolicy {
+  attempts: number;
+  initialMs: number;
+  maxMs: number;
+}
+
+/** Failures a retry cannot mend: thrown at once. */
+export type Permanent = (err: unknown) => boolean;
+
+/**
+ * Runs one archive request with up to `attempts` tries, waiting between them with
+ * exponential backoff and full jitter, capped at `maxMs`. The caller's own loop
+ * (the next flush) takes over after the last try: nothing here retries forever.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  fn: () => Promise<T>,
+  options: { signal?: AbortSignal | undefined; permanent?: Permanent } = {},
+): Promise<T> {
+  const backoff = new Backoff(policy.initialMs, policy.maxMs);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= policy.attempts || options.signal?.aborted || options.permanent?.(err)) throw err;
+      await sleep(backoff.next(), options.signal);
+      if (options.signal?.aborted) throw err;
+    }
+  }
+}

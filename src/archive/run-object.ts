@@ -1,0 +1,80 @@
+import { createHash } from "node:crypto";
+import type { RunRecord } from "../store/meta-store.js";
+import type { TaskLogState } from "../store/task-log-state.js";
+import type { ArchiveBackend } from "./archive-backend.js";
+import { ArchiveVerifyError } from "./archive-backend.js";
+import { runIndexKey, runObjectKey } from "./archive-key.js";
+import type { Segment } from "./archive-ledger.js";
+import { joinTables, shiftTable } from "./gzip-members.js";
+import { encodeRunIndex, type IndexedTask, membersOf, type RunIndex } from "./run-index.js";
+
+export interface ArchivedTaskLog {
+  task: string;
+  state: TaskLogState;
+  /** Its verified segments, in offset order, covering [0, state.length). */
+  segments: Segment[];
+}
+
+/**
+ * Writes a completed run's object — every task's segments, byte for byte, one
+ * after another, so the object is a series of gzip members that `zcat` turns into
+ * the run's JSONL — then its index, verifying both. Segments are already gzip
+ * members: nothing is compressed again, only copied.
+ */
+export async function writeRunObject(backend: ArchiveBackend, base: string, run: RunRecord, logs: ArchivedTaskLog[]): Promise<RunIndex> {
+  const tasks: IndexedTask[] = [];
+  let position = 0;
+  for (const log of logs) {
+    const start = position;
+    let covered = 0;
+    let table = { plain: [] as number[], gz: [] as number[], plainEnd: 0, gzEnd: position };
+    for (const segment of log.segments) {
+      if (segment.members.plain[0] !== covered)
+        throw new Error(`task ${log.task} of run ${run.runId}: archive segments leave a gap at ${covered}`);
+      table = joinTables(table, shiftTable(segment.members, position));
+      position += segment.size;
+      covered = segment.members.plainEnd;
+    }
+    if (covered !== log.state.length)
+      throw new Error(`task ${log.task} of run ${run.runId}: ${covered} of ${log.state.length} bytes archived`);
+    tasks.push({
+      task: log.task,
+      length: log.state.length,
+      records: log.state.records,
+      startedAt: log.state.startedAt,
+      ...(log.state.completion && { completion: log.state.completion }),
+      gzStart: start,
+      gzEnd: position,
+      members: membersOf(table),
+    });
+  }
+
+  async function* pieces(): AsyncGenerator<Buffer> {
+    for (const log of logs) {
+      for (const segment of log.segments) {
+        const body = await backend.get(segment.key);
+        // Checked again on the way through: a segment changed since its upload must not reach the run's object.
+        const md5 = body && createHash("md5").update(body).digest("hex");
+        if (md5 !== segment.md5) throw new ArchiveVerifyError(`segment ${segment.key} is missing or changed since it was verified`);
+        yield body as Buffer;
+      }
+    }
+  }
+  const objectKey = runObjectKey(base);
+  const digest = await backend.putStream(objectKey, pieces());
+  if (digest.size !== position) throw new ArchiveVerifyError(`${objectKey}: wrote ${digest.size} bytes, expected ${position}`);
+  await backend.verify(objectKey, digest);
+
+  const index: RunIndex = {
+    version: 1,
+    runId: run.runId,
+    workspace: run.workspace,
+    workflow: run.workflow,
+    startedAt: new Date(run.startedAt).toISOString(),
+    size: position,
+    tasks,
+  };
+  const indexKey = runIndexKey(base);
+  await backend.verify(indexKey, await backend.put(indexKey, encodeRunIndex(index)));
+  return index;
+}
