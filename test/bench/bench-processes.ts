@@ -50,8 +50,9 @@ export async function startBenchServer(kind: "leader" | "bare"): Promise<BenchSe
 }
 
 /** Runs a client script to its end; resolves with the JSON it printed last. */
-export function runClient<T>(script: string, args: Record<string, string | number>): Promise<T> {
-  const argv = Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)]);
+export function runClient<T>(script: string, args: Record<string, string | number | boolean>): Promise<T> {
+  // `true` is a bare flag (`--complete`).
+  const argv = Object.entries(args).flatMap(([k, v]) => (v === true ? [`--${k}`] : v === false ? [] : [`--${k}`, String(v)]));
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(here, script), ...argv], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -66,11 +67,6 @@ export function runClient<T>(script: string, args: Record<string, string | numbe
       else resolve(JSON.parse(last) as T);
     });
   });
-}
-
-/** A client started now and awaited later (subscribers that must be listening before the writer starts). */
-export function startClient<T>(script: string, args: Record<string, string | number>): Promise<T> {
-  return runClient<T>(script, args);
 }
 
 export function median(values: number[]): number {

@@ -90,7 +90,7 @@ async function tail(): Promise<void> {
   const egress = await withServer("leader", async (server) => {
     const results: number[] = [];
     for (let i = 0; i < runs; i++) {
-      await runClient<PushResult>("push-client.ts", { url: server.url, streams: 1, lines, run: `tail-src-${i}`, complete: "" });
+      await runClient<PushResult>("push-client.ts", { url: server.url, streams: 1, lines, run: `tail-src-${i}`, complete: true });
       // Ten subscribers read the whole log while another task ingests.
       const ingesting = runClient<PushResult>("push-client.ts", { url: server.url, streams: 1, lines, run: `tail-busy-${i}` });
       const t = await runClient<TailResult>("tail-client.ts", { url: server.url, run: `tail-src-${i}`, subscribers });
@@ -120,7 +120,7 @@ async function tail(): Promise<void> {
   // Latency at a steady 10,000 lines/s: from the batch's send time (its timestamp) to each subscriber.
   const seconds = quick ? 3 : 10;
   const latency = await withServer("leader", async (server) => {
-    const subs = runClient<TailResult>("tail-client.ts", { url: server.url, run: "latency", subscribers, latency: "", wait: "" });
+    const subs = runClient<TailResult>("tail-client.ts", { url: server.url, run: "latency", subscribers, latency: true, wait: true });
     await runClient<PushResult>("push-client.ts", {
       url: server.url,
       streams: 1,
@@ -128,7 +128,7 @@ async function tail(): Promise<void> {
       batch: 100,
       rate: 10_000,
       run: "latency",
-      complete: "",
+      complete: true,
     });
     return subs;
   });
@@ -144,14 +144,14 @@ async function read(): Promise<void> {
     for (const size of sizes) {
       // Lines of JSONL average about 165 bytes.
       const lines = Math.ceil(size / 165 / 1000) * 1000;
-      await runClient<PushResult>("push-client.ts", { url: server.url, streams: 1, lines, run: `read-${size}`, complete: "" });
-      out.push([size, await runClient<ReadResult>("read-client.ts", { url: server.url, run: `read-${size}`, full: "" })]);
+      await runClient<PushResult>("push-client.ts", { url: server.url, streams: 1, lines, run: `read-${size}`, complete: true });
+      out.push([size, await runClient<ReadResult>("read-client.ts", { url: server.url, run: `read-${size}`, full: true })]);
     }
     return out;
   });
   const largest = results.at(-1) as [number, ReadResult];
   const bare = await withServer("bare", (server) =>
-    runClient<ReadResult>("read-client.ts", { url: server.url, run: `bare-${largest[1].length}`, full: "" }),
+    runClient<ReadResult>("read-client.ts", { url: server.url, run: `bare-${largest[1].length}`, full: true }),
   );
   const mb = (n: number) => (n >= 1e9 ? `${n / 1e9} GB` : `${n / 1e6} MB`);
   rows.push({
