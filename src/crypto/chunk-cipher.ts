@@ -46,15 +46,21 @@ function header(compression: number, generation: number): Buffer {
   return h;
 }
 
-export async function sealChunk(key: SealingKey, storeKey: Buffer, plaintext: Buffer, compression: CompressionSetting): Promise<Buffer> {
-  const body = await compressChunk(compression, plaintext);
-  // Taken after compressing: the await above must not hold a counted nonce slot.
-  const { generation, key: dek } = key.take();
-  const head = header(COMPRESSION_IDS[compression.algorithm], generation);
+/** Frames and encrypts an already compressed chunk body (the part of sealing a worker thread can do). */
+export function sealCompressed(dek: Buffer, generation: number, compressionId: number, storeKey: Buffer, body: Buffer): Buffer {
+  const head = header(compressionId, generation);
   const out = Buffer.allocUnsafe(HEADER_BYTES + NONCE_BYTES + body.length + TAG_BYTES);
   head.copy(out, 0);
   gcmSealInto(dek, Buffer.concat([head, storeKey]), body, out, HEADER_BYTES);
   return out;
+}
+
+/** Compresses (on libuv's pool) and encrypts one chunk on this thread. */
+export async function sealChunk(key: SealingKey, storeKey: Buffer, plaintext: Buffer, compression: CompressionSetting): Promise<Buffer> {
+  const body = await compressChunk(compression, plaintext);
+  // Taken after compressing: the await above must not hold a counted nonce slot.
+  const { generation, key: dek } = key.take();
+  return sealCompressed(dek, generation, COMPRESSION_IDS[compression.algorithm], storeKey, body);
 }
 
 export function chunkGeneration(value: Buffer): number {

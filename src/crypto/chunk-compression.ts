@@ -1,5 +1,5 @@
 import { promisify } from "node:util";
-import { brotliCompress, brotliDecompress, constants, deflateRaw, inflateRaw } from "node:zlib";
+import { brotliCompress, brotliCompressSync, brotliDecompress, constants, deflateRaw, deflateRawSync, inflateRaw } from "node:zlib";
 
 /**
  * Compression of chunks before they are encrypted (ciphertext does not
@@ -23,6 +23,16 @@ const brotliDecompressAsync = promisify(brotliDecompress);
 const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
+function brotliOptions(setting: CompressionSetting, plaintext: Buffer) {
+  return {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: setting.level,
+      [constants.BROTLI_PARAM_SIZE_HINT]: plaintext.length,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    },
+  };
+}
+
 export async function compressChunk(setting: CompressionSetting, plaintext: Buffer): Promise<Buffer> {
   switch (setting.algorithm) {
     case "none":
@@ -30,13 +40,19 @@ export async function compressChunk(setting: CompressionSetting, plaintext: Buff
     case "deflate":
       return deflateRawAsync(plaintext, { level: setting.level });
     case "brotli":
-      return brotliCompressAsync(plaintext, {
-        params: {
-          [constants.BROTLI_PARAM_QUALITY]: setting.level,
-          [constants.BROTLI_PARAM_SIZE_HINT]: plaintext.length,
-          [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
-        },
-      });
+      return brotliCompressAsync(plaintext, brotliOptions(setting, plaintext));
+  }
+}
+
+/** The same, blocking: for the seal worker thread, where blocking is the point. */
+export function compressChunkSync(setting: CompressionSetting, plaintext: Buffer): Buffer {
+  switch (setting.algorithm) {
+    case "none":
+      return plaintext;
+    case "deflate":
+      return deflateRawSync(plaintext, { level: setting.level });
+    case "brotli":
+      return brotliCompressSync(plaintext, brotliOptions(setting, plaintext));
   }
 }
 

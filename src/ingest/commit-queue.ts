@@ -135,9 +135,13 @@ export class CommitQueue {
     }
     let writeError: unknown;
     try {
-      // Compression runs on the thread pool, all chunks of the group at once.
-      const ops: KvOp[] = await Promise.all(
-        chunks.map((c) => this.store.chunkOp(sealing.get(c.run) as SealingKey, c.run, c.task, c.offset, c.data)),
+      // Compression and encryption run off the event loop, all chunks of the group at once.
+      const ops: KvOp[] = await this.store.sealChunks(
+        chunks.map((c) => {
+          const key = sealing.get(c.run);
+          if (!key) throw new Error(`a job appended to run ${c.run} without naming one of its tasks`);
+          return { ...c, key };
+        }),
       );
       for (const [key, state] of states) {
         const { run, task } = splitTaskKey(key);

@@ -26,15 +26,22 @@ export interface EncodedBatch {
 // ignoreBOM keeps a leading U+FEFF as printed; invalid UTF-8 becomes U+FFFD, never an error.
 const utf8 = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true });
 
-let lastTsMs = Number.NaN;
-let lastTsIso = "";
+// Lines of one batch differ in milliseconds, not seconds: format each second once and append
+// the milliseconds from a table. `new Date(ms).toISOString()` per line was 12% of ingest CPU.
+const MILLIS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, "0")}Z`);
+let cachedSecond = Number.NaN;
+let secondPrefix = "";
 
-function isoTimestamp(ms: number): string {
-  if (ms !== lastTsMs) {
-    lastTsMs = ms;
-    lastTsIso = new Date(ms).toISOString();
+/** `new Date(ms).toISOString()`, for the integer milliseconds records carry. */
+export function isoTimestamp(time: number): string {
+  const ms = Math.floor(time);
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    const iso = new Date(second * 1000).toISOString();
+    cachedSecond = second;
+    secondPrefix = iso.slice(0, iso.length - 4); // everything before "mmmZ"
   }
-  return lastTsIso;
+  return secondPrefix + MILLIS[ms - second * 1000];
 }
 
 /** Decodes a line as UTF-8, cutting it to `maxBytes` at a character boundary with a visible marker. */

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
@@ -12,6 +13,7 @@ import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import { type Archive, openArchive } from "../archive/open-archive.js";
 import type { JoblogConfig } from "../config/config-schema.js";
+import { SealThread } from "../crypto/seal-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
@@ -71,10 +73,13 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     await logKv.close();
     throw err;
   }
-  const logStore = new LogStore(logKv, runKeys.keys, {
-    algorithm: config.storage.chunk_compression,
-    level: config.storage.chunk_compression_level,
-  });
+  const sealThread = new SealThread();
+  const logStore = new LogStore(
+    logKv,
+    runKeys.keys,
+    { algorithm: config.storage.chunk_compression, level: config.storage.chunk_compression_level },
+    sealThread,
+  );
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
@@ -112,6 +117,8 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
   const shutdown = new AbortController();
+  // Every open Push stream, tail and WebSocket listens for shutdown: thousands is normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const pushes = new ActiveCount();
   const service = createLogService({
     directory,
@@ -171,7 +178,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     listener = await listen(tracked, host, port, logStream);
   } catch (err) {
     await archive?.stop();
-    await Promise.allSettled([logKv.close(), metaKv.close()]);
+    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close()]);
     runKeys.close();
     throw err;
   }
@@ -195,7 +202,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();
-    await Promise.allSettled([logKv.close(), metaKv.close()]);
+    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close()]);
     runKeys.close();
   };
   return {

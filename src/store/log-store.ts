@@ -1,5 +1,6 @@
 import { ChunkIntegrityError, type ChunkKeySource, openChunk, type SealingKey, sealChunk } from "../crypto/chunk-cipher.js";
 import type { CompressionSetting } from "../crypto/chunk-compression.js";
+import type { SealThread } from "../crypto/seal-thread.js";
 import { dataLoss } from "../errors/domain-error.js";
 import type { KvOp, KvStore } from "./kv-store.js";
 import { chunkKey, chunkOffset, chunkRange, taskStateKey } from "./log-keys.js";
@@ -26,6 +27,8 @@ export class LogStore {
     readonly kv: KvStore,
     readonly keys: ChunkKeySource,
     private readonly compression: CompressionSetting,
+    /** Where chunks are compressed and encrypted; on this thread (zlib's pool) without one. */
+    private readonly sealThread?: SealThread,
   ) {}
 
   async loadState(run: string, task: string): Promise<TaskLogState | undefined> {
@@ -37,6 +40,17 @@ export class LogStore {
   async chunkOp(key: SealingKey, run: string, task: string, offset: number, jsonl: Buffer): Promise<KvOp> {
     const storeKey = chunkKey(run, task, offset);
     return { type: "put", key: storeKey, value: await sealChunk(key, storeKey, jsonl, this.compression) };
+  }
+
+  /** Puts for chunks of a commit group, compressed and encrypted together (on the seal thread when there is one). */
+  async sealChunks(chunks: ReadonlyArray<{ key: SealingKey; run: string; task: string; offset: number; data: Buffer }>): Promise<KvOp[]> {
+    if (!this.sealThread) return Promise.all(chunks.map((c) => this.chunkOp(c.key, c.run, c.task, c.offset, c.data)));
+    const jobs = chunks.map((c) => {
+      const { generation, key } = c.key.take();
+      return { storeKey: chunkKey(c.run, c.task, c.offset), plaintext: c.data, generation, dek: key };
+    });
+    const sealed = await this.sealThread.seal(this.compression, jobs);
+    return jobs.map((job, i): KvOp => ({ type: "put", key: job.storeKey, value: sealed[i] as Buffer }));
   }
 
   stateOp(run: string, task: string, state: TaskLogState): KvOp {

@@ -42,8 +42,20 @@ export async function collectRenderedLines(page: Page, scope = ".main-log", maxS
     el.scrollTop = 0;
   });
   for (let step = 0; step < maxSteps; step++) {
-    // Wait until the rows on screen hold their text, then read them.
-    await page.waitForFunction((sel) => document.querySelectorAll(`${sel} .log-line.pending`).length === 0, scope);
+    // Wait until the virtual list has rendered the rows of this scroll position (the first one
+    // visible included: right after a scroll the previous window may still be on screen) and
+    // they hold their text, then read them.
+    await page.waitForFunction((sel) => {
+      const scroller = document.querySelector(`${sel} [data-testid="log-scroller"]`);
+      const first = document.querySelector(`${sel} .log-line`);
+      if (!scroller || !first) return false;
+      const rowHeight = first.getBoundingClientRect().height || 20;
+      const topLine = Math.floor(scroller.scrollTop / rowHeight) + 1;
+      return (
+        document.querySelector(`${sel} .log-line[data-line="${topLine}"]`) !== null &&
+        document.querySelectorAll(`${sel} .log-line.pending`).length === 0
+      );
+    }, scope);
     const rows = await page
       .locator(`${scope} .log-line`)
       .evaluateAll((els) => els.map((el) => [Number(el.getAttribute("data-line")), el.querySelector(".text")?.textContent ?? ""] as const));

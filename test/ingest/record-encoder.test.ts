@@ -1,5 +1,13 @@
 import { describe, expect, test } from "vitest";
-import { afterRecords, decodeLine, encodeLines, encodeRecord, type RawLine, splitAtRecords } from "../../src/ingest/record-encoder.js";
+import {
+  afterRecords,
+  decodeLine,
+  encodeLines,
+  encodeRecord,
+  isoTimestamp,
+  type RawLine,
+  splitAtRecords,
+} from "../../src/ingest/record-encoder.js";
 import { truncateLine, truncationMarker } from "../../src/lines/line-limit.js";
 
 const TS = Date.UTC(2024, 4, 6, 7, 8, 9, 12);
@@ -38,6 +46,25 @@ const tricky = [
   "ünïcödé ✓ 😀",
   '{"ts":"fake"}\n{"line":"injected"}',
 ];
+
+test("timestamps are exactly Date#toISOString, across second, day and epoch boundaries, in any order", () => {
+  const times = [
+    0,
+    -1,
+    -1000,
+    -1001,
+    999,
+    1000,
+    1001,
+    Date.UTC(2026, 10, 22, 23, 59, 59, 999),
+    Date.UTC(2026, 10, 23),
+    253402300799999,
+    8.64e15,
+  ];
+  for (let i = 0; i < 3000; i++) times.push(Date.UTC(2026, 0, 1) + ((i * 7919) % 5000) - 2500);
+  for (const t of times) expect(isoTimestamp(t), String(t)).toBe(new Date(t).toISOString());
+  expect(isoTimestamp(1000.7)).toBe(new Date(1000).toISOString());
+});
 
 describe("encodeRecord", () => {
   test("is JSON.stringify of {ts, stream, step, line} in that order, plus one newline", () => {

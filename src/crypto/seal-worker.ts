@@ -1,0 +1,35 @@
+import { parentPort } from "node:worker_threads";
+import { sealCompressed } from "./chunk-cipher.js";
+import { COMPRESSION_IDS, compressChunkSync } from "./chunk-compression.js";
+import type { SealRequest, SealResponse } from "./seal-thread.js";
+
+/**
+ * The seal thread's body: compresses and encrypts every chunk of a commit group,
+ * off the event loop that decodes Push streams. Stateless; keys arrive with the
+ * chunks and are dropped with them.
+ */
+const port = parentPort;
+if (!port) throw new Error("seal-worker runs as a worker thread");
+port.on("message", (request: SealRequest) => {
+  try {
+    const id = COMPRESSION_IDS[request.compression.algorithm];
+    const sealed = request.chunks.map((c) => {
+      const body = compressChunkSync(request.compression, Buffer.from(c.plaintext.buffer, c.plaintext.byteOffset, c.plaintext.byteLength));
+      const value = sealCompressed(
+        Buffer.from(c.dek.buffer, c.dek.byteOffset, c.dek.byteLength),
+        c.generation,
+        id,
+        Buffer.from(c.storeKey.buffer, c.storeKey.byteOffset, c.storeKey.byteLength),
+        body,
+      );
+      return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    });
+    // Sealed values own fresh memory unless small (pooled): only whole buffers are transferred.
+    const transfer = sealed.filter((v) => v.byteOffset === 0 && v.byteLength === v.buffer.byteLength).map((v) => v.buffer as ArrayBuffer);
+    const response: SealResponse = { id: request.id, sealed };
+    port.postMessage(response, transfer);
+  } catch (err) {
+    const response: SealResponse = { id: request.id, error: err instanceof Error ? err.message : String(err) };
+    port.postMessage(response);
+  }
+});
