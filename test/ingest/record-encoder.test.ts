@@ -66,6 +66,32 @@ test("timestamps are exactly Date#toISOString, across second, day and epoch boun
   expect(isoTimestamp(1000.7)).toBe(new Date(1000).toISOString());
 });
 
+test("encodeLines is byte-for-byte JSON.stringify of each decoded line, for any bytes", () => {
+  // A seeded generator of lines mixing plain text, every ASCII escape, UTF-8, invalid UTF-8 and over-long lines.
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const alphabet = [..."abc xyz09", '"', "\\", "\u001b", "\t", "\r", "\u0000", "\u007f", "é", "€", "😀", "\u2028"].map((c) =>
+    Buffer.from(c),
+  );
+  const lines: RawLine[] = [];
+  for (let i = 0; i < 2000; i++) {
+    const parts: Buffer[] = [];
+    const length = rand(10) === 0 ? 400 : rand(40);
+    for (let j = 0; j < length; j++) parts.push(alphabet[rand(alphabet.length)] as Buffer);
+    if (rand(20) === 0) parts.push(Buffer.from([0xff, 0xc3, 0x28, 0xe2, 0x82])); // invalid sequences
+    lines.push({ text: new Uint8Array(Buffer.concat(parts)), stream: rand(2) ? "stdout" : "stderr", tsMs: 1_700_000_000_000 + rand(5000) });
+  }
+  const max = 300;
+  const expected = lines.map((l) => encodeRecord(l.tsMs, l.stream, "step-1", decodeLine(l.text, max).line)).join("");
+  const encoded = encodeLines("step-1", lines, max);
+  expect(encoded.jsonl.toString("utf8")).toBe(expected);
+  expect(encoded.jsonl.equals(Buffer.from(expected, "utf8"))).toBe(true);
+  expect(encoded.truncated).toBe(lines.filter((l) => l.text.byteLength > max).length);
+});
+
 describe("encodeRecord", () => {
   test("is JSON.stringify of {ts, stream, step, line} in that order, plus one newline", () => {
     for (const line of tricky) {
