@@ -102,5 +102,7 @@ export class SealThread {
 function createSealWorker(): Worker {
   if (!import.meta.url.endsWith(".ts")) return new Worker(new URL("./seal-worker.js", import.meta.url));
   const entry = JSON.stringify(new URL("./seal-worker.ts", import.meta.url).href);
-  return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${entry}); });`, { eval: true });
+  // Resolved here, where tsx is known to be installed, not from the worker's working directory.
+  const tsx = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+  return new Worker(`import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); });`, { eval: true });
 }
