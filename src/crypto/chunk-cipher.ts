@@ -1,5 +1,5 @@
 import { AuthenticationError, gcmOpen, gcmSealInto, NONCE_BYTES, TAG_BYTES } from "./aes-gcm.js";
-import { COMPRESSION_IDS, type CompressionSetting, compressChunk, decompressChunk } from "./chunk-compression.js";
+import { COMPRESSION_IDS, type CompressionSetting, compressChunkSync, decompressChunk } from "./chunk-compression.js";
 
 /**
  * How a chunk of JSONL is stored in the log store (format version 2):
@@ -46,21 +46,14 @@ function header(compression: number, generation: number): Buffer {
   return h;
 }
 
-/** Frames and encrypts an already compressed chunk body (the part of sealing a worker thread can do). */
-export function sealCompressed(dek: Buffer, generation: number, compressionId: number, storeKey: Buffer, body: Buffer): Buffer {
-  const head = header(compressionId, generation);
+/** Compresses and encrypts one chunk; blocking, so it runs on the seal thread (seal-thread.ts). */
+export function sealChunk(dek: Buffer, generation: number, storeKey: Buffer, plaintext: Buffer, compression: CompressionSetting): Buffer {
+  const body = compressChunkSync(compression, plaintext);
+  const head = header(COMPRESSION_IDS[compression.algorithm], generation);
   const out = Buffer.allocUnsafe(HEADER_BYTES + NONCE_BYTES + body.length + TAG_BYTES);
   head.copy(out, 0);
   gcmSealInto(dek, Buffer.concat([head, storeKey]), body, out, HEADER_BYTES);
   return out;
-}
-
-/** Compresses (on libuv's pool) and encrypts one chunk on this thread. */
-export async function sealChunk(key: SealingKey, storeKey: Buffer, plaintext: Buffer, compression: CompressionSetting): Promise<Buffer> {
-  const body = await compressChunk(compression, plaintext);
-  // Taken after compressing: the await above must not hold a counted nonce slot.
-  const { generation, key: dek } = key.take();
-  return sealCompressed(dek, generation, COMPRESSION_IDS[compression.algorithm], storeKey, body);
 }
 
 export function chunkGeneration(value: Buffer): number {

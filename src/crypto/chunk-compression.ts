@@ -1,11 +1,12 @@
 import { promisify } from "node:util";
-import { brotliCompress, brotliCompressSync, brotliDecompress, constants, deflateRaw, deflateRawSync, inflateRaw } from "node:zlib";
+import { brotliCompressSync, brotliDecompress, constants, deflateRawSync, inflateRaw } from "node:zlib";
 
 /**
  * Compression of chunks before they are encrypted (ciphertext does not
- * compress). node:zlib's callback API runs the work on libuv's thread pool, off
- * the event loop that decodes Push streams. Brotli at quality 1 was measured both
- * faster and smaller than deflate at level 1 on CI logs (README: storage).
+ * compress). Chunks are compressed on the seal thread (seal-thread.ts), so
+ * blocking there is the point; reads decompress with node:zlib's callback API
+ * on libuv's pool. Brotli at quality 1 was measured both faster and smaller
+ * than deflate at level 1 on CI logs (README: encryption at rest).
  */
 
 export type ChunkCompression = "none" | "deflate" | "brotli";
@@ -18,9 +19,7 @@ export interface CompressionSetting {
   level: number;
 }
 
-const brotliCompressAsync = promisify(brotliCompress);
 const brotliDecompressAsync = promisify(brotliDecompress);
-const deflateRawAsync = promisify(deflateRaw);
 const inflateRawAsync = promisify(inflateRaw);
 
 function brotliOptions(setting: CompressionSetting, plaintext: Buffer) {
@@ -33,18 +32,6 @@ function brotliOptions(setting: CompressionSetting, plaintext: Buffer) {
   };
 }
 
-export async function compressChunk(setting: CompressionSetting, plaintext: Buffer): Promise<Buffer> {
-  switch (setting.algorithm) {
-    case "none":
-      return plaintext;
-    case "deflate":
-      return deflateRawAsync(plaintext, { level: setting.level });
-    case "brotli":
-      return brotliCompressAsync(plaintext, brotliOptions(setting, plaintext));
-  }
-}
-
-/** The same, blocking: for the seal worker thread, where blocking is the point. */
 export function compressChunkSync(setting: CompressionSetting, plaintext: Buffer): Buffer {
   switch (setting.algorithm) {
     case "none":

@@ -1,6 +1,5 @@
 import { parentPort } from "node:worker_threads";
-import { sealCompressed } from "./chunk-cipher.js";
-import { COMPRESSION_IDS, compressChunkSync } from "./chunk-compression.js";
+import { sealChunk } from "./chunk-cipher.js";
 import type { SealRequest, SealResponse } from "./seal-thread.js";
 
 /**
@@ -12,16 +11,9 @@ const port = parentPort;
 if (!port) throw new Error("seal-worker runs as a worker thread");
 port.on("message", (request: SealRequest) => {
   try {
-    const id = COMPRESSION_IDS[request.compression.algorithm];
+    const view = (a: Uint8Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
     const sealed = request.chunks.map((c) => {
-      const body = compressChunkSync(request.compression, Buffer.from(c.plaintext.buffer, c.plaintext.byteOffset, c.plaintext.byteLength));
-      const value = sealCompressed(
-        Buffer.from(c.dek.buffer, c.dek.byteOffset, c.dek.byteLength),
-        c.generation,
-        id,
-        Buffer.from(c.storeKey.buffer, c.storeKey.byteOffset, c.storeKey.byteLength),
-        body,
-      );
+      const value = sealChunk(view(c.dek), c.generation, view(c.storeKey), view(c.plaintext), request.compression);
       return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     });
     // Sealed values own fresh memory unless small (pooled): only whole buffers are transferred.

@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { AuthenticationError, gcmOpen, gcmSeal, KEY_BYTES } from "../crypto/aes-gcm.js";
-import type { EncryptionContext, GeneratedKey, KeyProvider, WrappedKey } from "./key-provider.js";
-import { KeyAccessError } from "./key-provider.js";
+import { type EncryptionContext, type GeneratedKey, KeyAccessError, type KeyProvider, type WrappedKey } from "./key-provider.js";
 import { type MasterKeyring, masterKeyId, newMasterKey, readKeyring, writeKeyring } from "./master-key-file.js";
 
 /** Additional data of a wrapped key: the wrapped key only unwraps for its own run. */

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { open, rename, stat } from "node:fs/promises";
+import { open, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import { KEY_BYTES } from "../crypto/aes-gcm.js";
 
@@ -103,14 +103,5 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-export async function fileExists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -1,7 +1,7 @@
 import { ChunkIntegrityError, type ChunkKeySource, type SealingKey } from "../crypto/chunk-cipher.js";
 import { failedPrecondition, unavailable } from "../errors/domain-error.js";
 import type { KvStore } from "../store/kv-store.js";
-import { dataKeyKey, dataKeyRange, nonceLeaseKey } from "../store/log-keys.js";
+import { dataKeyKey, dataKeyRange, nonceLeaseKey, parseDataKeyKey } from "../store/log-keys.js";
 import { DataKeyCache } from "./data-key-cache.js";
 import { type DataKeyRecord, decodeDataKeyRecord, encodeDataKeyRecord } from "./data-key-record.js";
 import { type EncryptionContext, KeyAccessError, type KeyProvider, KeyUnavailableError } from "./key-provider.js";
@@ -144,7 +144,7 @@ export class RunKeys implements ChunkKeySource {
 
   private prepare(run: string, create: EncryptionContext | undefined): Promise<SealingKey> {
     const writer = this.writers.get(run);
-    if (writer && writer.used + this.lease / 2 <= Math.min(writer.reserved, this.maxChunks)) {
+    if (writer && this.headroom(writer) <= Math.min(writer.reserved, this.maxChunks)) {
       return Promise.resolve(this.sealingKey(run, writer));
     }
     return this.once(`write:${run}`, async () => {
@@ -175,9 +175,9 @@ export class RunKeys implements ChunkKeySource {
     if (!writer) {
       if (!create) throw failedPrecondition(`run ${run} has no data key (it was not created by this leader)`);
       writer = await this.createGeneration(create, 0);
-    } else if (writer.used + this.lease / 2 > this.maxChunks) {
+    } else if (this.headroom(writer) > this.maxChunks) {
       writer = await this.createGeneration(writer.context, writer.generation + 1);
-    } else if (writer.used + this.lease / 2 > writer.reserved) {
+    } else if (this.headroom(writer) > writer.reserved) {
       const reserved = Math.min(writer.reserved + this.lease, this.maxChunks);
       await this.kv.write([{ type: "put", key: nonceLeaseKey(run, writer.generation), value: encodeCount(reserved) }], true);
       writer.reserved = reserved;
@@ -190,7 +190,7 @@ export class RunKeys implements ChunkKeySource {
     const latest = await this.kv.first({ ...dataKeyRange(run), reverse: true });
     if (!latest) return undefined;
     const [k, value] = latest;
-    const generation = k.readUInt32BE(k.length - 4);
+    const { generation } = parseDataKeyKey(k);
     const record = decodeDataKeyRecord(value);
     const lease = await this.kv.get(nonceLeaseKey(run, generation));
     // How many it sealed before is unknown: count the whole reservation as used.
@@ -231,6 +231,14 @@ export class RunKeys implements ChunkKeySource {
       if (err instanceof KeyAccessError) throw failedPrecondition(`cannot unwrap the data key of run ${run}: ${err.message}`);
       throw err;
     }
+  }
+
+  /**
+   * Chunks counted once half a lease more is sealed: a writer is renewed while
+   * that still fits, so a commit group never runs past its reservation.
+   */
+  private headroom(writer: Writer): number {
+    return writer.used + this.lease / 2;
   }
 
   private sealingKey(run: string, writer: Writer): SealingKey {

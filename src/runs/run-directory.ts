@@ -3,6 +3,7 @@ import { RUN_LOG_TASK, SERVER_EVENTS_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendLeaderRecords, completeLog, createLog, type LogProgress, progressOf } from "../ingest/log-jobs.js";
 import { type TaskKey, type TaskRegistry, taskKey } from "../ingest/task-registry.js";
+import type { KeyOutage } from "../keys/run-keys.js";
 import type { MetaStore, RunRecord, RunResult, TaskRecord } from "../store/meta-store.js";
 import type { TaskCompletionState, TaskLogState } from "../store/task-log-state.js";
 import { KeyedLock } from "./keyed-lock.js";
@@ -41,13 +42,6 @@ export interface RunDirectoryOptions {
   warn?: (message: string, err: unknown) => void;
   /** Gives a new run its data key; called before the run is stored anywhere. */
   createRunKey?: (runId: string, workspace: string) => Promise<void>;
-}
-
-/** A spell during which a run's data key could not be had from the key provider. */
-export interface KeyOutageReport {
-  since: number;
-  refused: number;
-  reason: string;
 }
 
 const MAX_PENDING_EVENTS = 10_000;
@@ -248,7 +242,7 @@ export class RunDirectory {
   }
 
   /** Records, once, that a run waited for its data key; the run may not exist yet. */
-  keyOutageEnded(runId: string, outage: KeyOutageReport): void {
+  keyOutageEnded(runId: string, outage: KeyOutage): void {
     const seconds = ((this.now() - outage.since) / 1000).toFixed(1);
     const line =
       `the key provider was unreachable for this run from ${new Date(outage.since).toISOString()} for ${seconds}s: ` +

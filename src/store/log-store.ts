@@ -1,4 +1,4 @@
-import { ChunkIntegrityError, type ChunkKeySource, openChunk, type SealingKey, sealChunk } from "../crypto/chunk-cipher.js";
+import { ChunkIntegrityError, type ChunkKeySource, openChunk, type SealingKey } from "../crypto/chunk-cipher.js";
 import type { CompressionSetting } from "../crypto/chunk-compression.js";
 import type { SealThread } from "../crypto/seal-thread.js";
 import { dataLoss } from "../errors/domain-error.js";
@@ -27,8 +27,8 @@ export class LogStore {
     readonly kv: KvStore,
     readonly keys: ChunkKeySource,
     private readonly compression: CompressionSetting,
-    /** Where chunks are compressed and encrypted; on this thread (zlib's pool) without one. */
-    private readonly sealThread?: SealThread,
+    /** Where chunks are compressed and encrypted, off the event loop. */
+    private readonly sealThread: SealThread,
   ) {}
 
   async loadState(run: string, task: string): Promise<TaskLogState | undefined> {
@@ -36,15 +36,8 @@ export class LogStore {
     return value === undefined ? undefined : decodeTaskLogState(value);
   }
 
-  /** Compresses and encrypts one chunk (off the event loop) into a put for the commit batch. */
-  async chunkOp(key: SealingKey, run: string, task: string, offset: number, jsonl: Buffer): Promise<KvOp> {
-    const storeKey = chunkKey(run, task, offset);
-    return { type: "put", key: storeKey, value: await sealChunk(key, storeKey, jsonl, this.compression) };
-  }
-
-  /** Puts for chunks of a commit group, compressed and encrypted together (on the seal thread when there is one). */
+  /** Puts for the chunks of a commit group, compressed and encrypted together on the seal thread. */
   async sealChunks(chunks: ReadonlyArray<{ key: SealingKey; run: string; task: string; offset: number; data: Buffer }>): Promise<KvOp[]> {
-    if (!this.sealThread) return Promise.all(chunks.map((c) => this.chunkOp(c.key, c.run, c.task, c.offset, c.data)));
     const jobs = chunks.map((c) => {
       const { generation, key } = c.key.take();
       return { storeKey: chunkKey(c.run, c.task, c.offset), plaintext: c.data, generation, dek: key };

@@ -5,6 +5,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { LocalBackend } from "../../src/archive/local-backend.js";
 import { SEGMENT_MAX_BYTES, uploadSegment } from "../../src/archive/segment-upload.js";
+import { SealThread } from "../../src/crypto/seal-thread.js";
 import { splitAtRecords } from "../../src/ingest/record-encoder.js";
 import { KvStore } from "../../src/store/kv-store.js";
 import { LogStore } from "../../src/store/log-store.js";
@@ -13,6 +14,7 @@ import { localRunKeys } from "../helpers/local-run-keys.js";
 
 let dir: string;
 let kv: KvStore;
+const sealThread = new SealThread();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "joblog-segments-"));
@@ -20,6 +22,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await sealThread.close();
   await kv?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -27,7 +30,7 @@ afterAll(async () => {
 test("a backlog larger than one segment becomes contiguous segments that end on record boundaries", async () => {
   const keys = await localRunKeys(kv, dir);
   await keys.createRunKey("r1", "default");
-  const store = new LogStore(kv, keys, { algorithm: "brotli", level: 1 });
+  const store = new LogStore(kv, keys, { algorithm: "brotli", level: 1 }, sealThread);
   const records: string[] = [];
   // Record lengths that do not divide the segment size, so a byte cut would split one.
   for (let i = 0; Buffer.byteLength(records.join("")) < SEGMENT_MAX_BYTES + 1_000_000; i += 1000) {
@@ -42,12 +45,12 @@ test("a backlog larger than one segment becomes contiguous segments that end on 
   const pieces = splitAtRecords(jsonl, 64 * 1024);
   for (let i = 0; i < pieces.length; i += 256) {
     const sealing = await keys.prepareWrite("r1");
-    const ops = pieces.slice(i, i + 256).map((piece) => {
-      const op = store.chunkOp(sealing, "r1", "big", offset, piece);
-      offset += piece.length;
-      return op;
+    const chunks = pieces.slice(i, i + 256).map((data) => {
+      const chunk = { key: sealing, run: "r1", task: "big", offset, data };
+      offset += data.length;
+      return chunk;
     });
-    await kv.write(await Promise.all(ops), false);
+    await kv.write(await store.sealChunks(chunks), false);
   }
   const backend = new LocalBackend(join(dir, "archive"), { attempts: 1, initialMs: 1, maxMs: 1 });
   const src = { store, backend, gzipLevel: 1 };

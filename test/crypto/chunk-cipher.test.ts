@@ -19,8 +19,7 @@ describe.each([
   ["none", 0],
 ] as const)("%s", (algorithm, level) => {
   test("seals with the documented header and opens to the same bytes", async () => {
-    const sealing = await keys.prepareWrite("run-1");
-    const value = await sealChunk(sealing, at, jsonl, { algorithm, level });
+    const value = sealChunk(dek, 5, at, jsonl, { algorithm, level });
     expect(value[0]).toBe(2);
     expect(value[1]).toBe({ none: 0, deflate: 1, brotli: 2 }[algorithm]);
     expect(chunkGeneration(value)).toBe(5);
@@ -31,15 +30,13 @@ describe.each([
 });
 
 test("two seals of the same chunk differ (fresh nonce)", async () => {
-  const sealing = await keys.prepareWrite("run-1");
-  const a = await sealChunk(sealing, at, jsonl, { algorithm: "none", level: 0 });
-  const b = await sealChunk(sealing, at, jsonl, { algorithm: "none", level: 0 });
+  const a = sealChunk(dek, 5, at, jsonl, { algorithm: "none", level: 0 });
+  const b = sealChunk(dek, 5, at, jsonl, { algorithm: "none", level: 0 });
   expect(a.subarray(6, 18).equals(b.subarray(6, 18))).toBe(false);
 });
 
 test("a chunk moved to another offset, task or run, or altered anywhere, does not open", async () => {
-  const sealing = await keys.prepareWrite("run-1");
-  const value = await sealChunk(sealing, at, jsonl, { algorithm: "brotli", level: 1 });
+  const value = sealChunk(dek, 5, at, jsonl, { algorithm: "brotli", level: 1 });
   const moved = [chunkKey("run-1", "build", 0), chunkKey("run-1", "test", 4096), chunkKey("run-2", "build", 4096)];
   for (const key of moved) await expect(openChunk(keys, "run-1", key, value)).rejects.toThrow(ChunkIntegrityError);
   for (const i of [1, 10, 20, value.length - 1]) {

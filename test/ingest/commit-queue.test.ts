@@ -2,6 +2,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, test } from "vitest";
+import { SealThread } from "../../src/crypto/seal-thread.js";
 import { CommitQueue, type CommittedAppend } from "../../src/ingest/commit-queue.js";
 import { appendBatch, createLog } from "../../src/ingest/log-jobs.js";
 import { encodeLines } from "../../src/ingest/record-encoder.js";
@@ -13,6 +14,7 @@ import { localRunKeys } from "../helpers/local-run-keys.js";
 let dir: string;
 let kv: KvStore;
 let store: LogStore;
+let sealThread: SealThread;
 let registry: TaskRegistry;
 let committed: CommittedAppend[];
 let queue: CommitQueue;
@@ -20,15 +22,17 @@ let queue: CommitQueue;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), "joblog-commit-queue-"));
   kv = await KvStore.open(join(dir, "joblogs"), { compression: false });
+  sealThread = new SealThread();
   const keys = await localRunKeys(kv, dir);
   await keys.createRunKey("r", "default");
-  store = new LogStore(kv, keys, { algorithm: "brotli", level: 1 });
+  store = new LogStore(kv, keys, { algorithm: "brotli", level: 1 }, sealThread);
   registry = new TaskRegistry(store);
   committed = [];
   queue = new CommitQueue(kv, store, registry, { sync: false, chunkBytes: 64 * 1024, onCommitted: (a) => committed.push(...a) });
 });
 
 afterEach(async () => {
+  await sealThread.close();
   await kv.close();
   await rm(dir, { recursive: true, force: true });
 });
