@@ -48,6 +48,15 @@ export const storageSchema = z
     chunk_compression: z.enum(["brotli", "deflate", "none"]).default("brotli"),
     /** Brotli quality 0-11 or deflate level 0-9; higher is smaller and slower. */
     chunk_compression_level: z.number().int().min(0).max(11).default(1),
+    /**
+     * Plaintext of recently opened chunks kept in memory, shared by all readers:
+     * tails of one log and a sequential reader's next page open each chunk once.
+     */
+    opened_chunk_cache_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(32 * 1024 * 1024),
   })
   .superRefine((storage, ctx) => {
     if (storage.chunk_compression === "deflate" && storage.chunk_compression_level > 9) {

@@ -1,5 +1,5 @@
 import { AuthenticationError, gcmOpen, gcmSealInto, NONCE_BYTES, TAG_BYTES } from "./aes-gcm.js";
-import { COMPRESSION_IDS, type CompressionSetting, compressChunkSync, decompressChunk } from "./chunk-compression.js";
+import { COMPRESSION_IDS, type CompressionSetting, compressChunkSync, decompressChunkSync } from "./chunk-compression.js";
 
 /**
  * How a chunk of JSONL is stored in the log store (format version 2):
@@ -46,7 +46,7 @@ function header(compression: number, generation: number): Buffer {
   return h;
 }
 
-/** Compresses and encrypts one chunk; blocking, so it runs on the seal thread (seal-thread.ts). */
+/** Compresses and encrypts one chunk; blocking, so it runs on the chunk thread (chunk-thread.ts). */
 export function sealChunk(dek: Buffer, generation: number, storeKey: Buffer, plaintext: Buffer, compression: CompressionSetting): Buffer {
   const body = compressChunkSync(compression, plaintext);
   const head = header(COMPRESSION_IDS[compression.algorithm], generation);
@@ -63,9 +63,12 @@ export function chunkGeneration(value: Buffer): number {
   return value.readUInt32BE(2);
 }
 
-export async function openChunk(keys: ChunkKeySource, run: string, storeKey: Buffer, value: Buffer): Promise<Buffer> {
-  const generation = chunkGeneration(value);
-  const dek = await keys.openingKey(run, generation);
+/**
+ * Decrypts and decompresses one stored chunk; ChunkIntegrityError when it fails
+ * authentication. Blocking, so the leader runs it on the chunk thread.
+ */
+export function openChunkSync(dek: Buffer, storeKey: Buffer, value: Buffer): Buffer {
+  chunkGeneration(value);
   let body: Buffer;
   try {
     body = gcmOpen(dek, Buffer.concat([value.subarray(0, HEADER_BYTES), storeKey]), value.subarray(HEADER_BYTES));
@@ -73,5 +76,11 @@ export async function openChunk(keys: ChunkKeySource, run: string, storeKey: Buf
     if (err instanceof AuthenticationError) throw new ChunkIntegrityError("authentication failed");
     throw err;
   }
-  return decompressChunk(value[1] as number, body);
+  return decompressChunkSync(value[1] as number, body);
+}
+
+/** Opens one stored chunk on this thread, with its run's data key of the chunk's generation. */
+export async function openChunk(keys: ChunkKeySource, run: string, storeKey: Buffer, value: Buffer): Promise<Buffer> {
+  const dek = await keys.openingKey(run, chunkGeneration(value));
+  return openChunkSync(dek, storeKey, value);
 }

@@ -13,7 +13,7 @@ import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import { type Archive, openArchive } from "../archive/open-archive.js";
 import type { JoblogConfig } from "../config/config-schema.js";
-import { SealThread } from "../crypto/seal-thread.js";
+import { ChunkThread } from "../crypto/chunk-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
@@ -73,12 +73,16 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     await logKv.close();
     throw err;
   }
-  const sealThread = new SealThread();
+  const sealThread = new ChunkThread("seal thread");
+  const openThread = new ChunkThread("open thread");
+  sealThread.warm();
+  openThread.warm();
   const logStore = new LogStore(
     logKv,
     runKeys.keys,
     { algorithm: config.storage.chunk_compression, level: config.storage.chunk_compression_level },
     sealThread,
+    { openedChunkBytes: config.storage.opened_chunk_cache_bytes, openThread },
   );
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
@@ -178,7 +182,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     listener = await listen(tracked, host, port, logStream);
   } catch (err) {
     await archive?.stop();
-    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close()]);
+    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
     runKeys.close();
     throw err;
   }
@@ -202,7 +206,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));
     listener.closeAll();
-    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close()]);
+    await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
     runKeys.close();
   };
   return {

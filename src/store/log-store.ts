@@ -1,9 +1,10 @@
-import { ChunkIntegrityError, type ChunkKeySource, openChunk, type SealingKey } from "../crypto/chunk-cipher.js";
+import { ChunkIntegrityError, type ChunkKeySource, chunkGeneration, type SealingKey } from "../crypto/chunk-cipher.js";
 import type { CompressionSetting } from "../crypto/chunk-compression.js";
-import type { SealThread } from "../crypto/seal-thread.js";
+import type { ChunkThread } from "../crypto/chunk-thread.js";
 import { dataLoss } from "../errors/domain-error.js";
 import type { KvOp, KvStore } from "./kv-store.js";
 import { chunkKey, chunkOffset, chunkRange, taskStateKey } from "./log-keys.js";
+import { OpenedChunks } from "./opened-chunks.js";
 import { decodeTaskLogState, encodeTaskLogState, type TaskLogState } from "./task-log-state.js";
 
 const NEWLINE = 0x0a;
@@ -15,7 +16,18 @@ export interface LogSlice {
 }
 
 /** Chunks opened at once by a read: decompression runs on the thread pool, in parallel. */
-const READ_AHEAD = 4;
+const READ_AHEAD = 8;
+/** Chunks opened ahead for a sequential reader's next page while it handles this one. */
+const PREFETCH_CHUNKS = 16;
+/** Tasks whose last read end is remembered, to tell sequential readers from random ones. */
+const SEQUENTIAL_READERS = 1024;
+
+export interface LogStoreOptions {
+  /** Bytes of recently opened chunks kept in memory for other readers and next pages; 0 turns it off. */
+  openedChunkBytes?: number;
+  /** Where reads open chunks; by default the sealing thread. */
+  openThread?: ChunkThread;
+}
 
 /**
  * The job-log store: chunks of canonical JSONL, compressed and encrypted under
@@ -23,20 +35,29 @@ const READ_AHEAD = 4;
  * as ops for the commit queue; reads seek.
  */
 export class LogStore {
+  private readonly opened: OpenedChunks;
+  private readonly openThread: ChunkThread;
+  /** Where each recent read of a task ended, by task: a read starting there is sequential. */
+  private readonly readEnds = new Map<string, number>();
+
   constructor(
     readonly kv: KvStore,
     readonly keys: ChunkKeySource,
     private readonly compression: CompressionSetting,
     /** Where chunks are compressed and encrypted, off the event loop. */
-    private readonly sealThread: SealThread,
-  ) {}
+    private readonly sealThread: ChunkThread,
+    options: LogStoreOptions = {},
+  ) {
+    this.opened = new OpenedChunks(options.openedChunkBytes ?? 32 * 1024 * 1024);
+    this.openThread = options.openThread ?? sealThread;
+  }
 
   async loadState(run: string, task: string): Promise<TaskLogState | undefined> {
     const value = await this.kv.get(taskStateKey(run, task));
     return value === undefined ? undefined : decodeTaskLogState(value);
   }
 
-  /** Puts for the chunks of a commit group, compressed and encrypted together on the seal thread. */
+  /** Puts for the chunks of a commit group, compressed and encrypted together on the sealing thread. */
   async sealChunks(chunks: ReadonlyArray<{ key: SealingKey; run: string; task: string; offset: number; data: Buffer }>): Promise<KvOp[]> {
     const jobs = chunks.map((c) => {
       const { generation, key } = c.key.take();
@@ -72,7 +93,9 @@ export class LogStore {
     const parts: Buffer[] = [];
     let start = -1;
     let total = 0;
+    let lastChunk = -1;
     for await (const [chunkStart, opened] of this.openChunks(run, startKey, range.lt, end)) {
+      lastChunk = chunkStart;
       let chunk: Buffer;
       try {
         chunk = await opened;
@@ -110,7 +133,39 @@ export class LogStore {
       total += chunk.length;
     }
     if (start < 0) return { offset: end, data: Buffer.alloc(0) };
+    const readEnd = start + total;
+    // The reader is walking the log: open its next page while it handles this one.
+    if (this.isSequential(run, task, offset, readEnd) && readEnd < end && this.opened.enabled)
+      this.prefetch(run, chunkKey(run, task, lastChunk), range.lt, end);
     return { offset: start, data: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, total) };
+  }
+
+  /** Remembers where this read ended; true when it began at 0 or where the task's previous read ended. */
+  private isSequential(run: string, task: string, offset: number, readEnd: number): boolean {
+    const id = `${run}\0${task}`;
+    const sequential = offset === 0 || this.readEnds.get(id) === offset;
+    this.readEnds.delete(id);
+    this.readEnds.set(id, readEnd);
+    if (this.readEnds.size > SEQUENTIAL_READERS) this.readEnds.delete(this.readEnds.keys().next().value as string);
+    return sequential;
+  }
+
+  /** Opens up to PREFETCH_CHUNKS chunks after `afterKey` into the shared cache; failures wait for a real read. */
+  private prefetch(run: string, afterKey: Buffer, lt: Buffer, end: number): void {
+    void (async () => {
+      let n = 0;
+      for await (const [key, value] of this.kv.entries({ gt: afterKey, lt }, PREFETCH_CHUNKS)) {
+        if (chunkOffset(key) >= end || n++ >= PREFETCH_CHUNKS) break;
+        this.open(run, key, value).catch(() => {});
+      }
+    })().catch(() => {});
+  }
+
+  private open(run: string, key: Buffer, value: Buffer): Promise<Buffer> {
+    return this.opened.open(key, value, async () => {
+      const dek = await this.keys.openingKey(run, chunkGeneration(value));
+      return this.openThread.open(key, value, dek);
+    });
   }
 
   /**
@@ -124,7 +179,7 @@ export class LogStore {
       for await (const [key, value] of this.kv.entries({ gte, lt }, READ_AHEAD)) {
         const chunkStart = chunkOffset(key);
         if (chunkStart >= end) break;
-        const opening = openChunk(this.keys, run, key, value);
+        const opening = this.open(run, key, value);
         opening.catch(() => {}); // observed by the consumer when it gets there
         ahead.push([chunkStart, opening]);
         if (ahead.length >= READ_AHEAD) yield ahead.shift() as [number, Promise<Buffer>];

@@ -5,7 +5,7 @@ import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { LocalBackend } from "../../src/archive/local-backend.js";
 import { SEGMENT_MAX_BYTES, uploadSegment } from "../../src/archive/segment-upload.js";
-import { SealThread } from "../../src/crypto/seal-thread.js";
+import { ChunkThread } from "../../src/crypto/chunk-thread.js";
 import { splitAtRecords } from "../../src/ingest/record-encoder.js";
 import { KvStore } from "../../src/store/kv-store.js";
 import { LogStore } from "../../src/store/log-store.js";
@@ -14,7 +14,7 @@ import { localRunKeys } from "../helpers/local-run-keys.js";
 
 let dir: string;
 let kv: KvStore;
-const sealThread = new SealThread();
+const sealThread = new ChunkThread();
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "joblog-segments-"));

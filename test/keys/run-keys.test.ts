@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, test } from "vitest";
-import { SealThread } from "../../src/crypto/seal-thread.js";
+import { ChunkThread } from "../../src/crypto/chunk-thread.js";
 import { DataKeyCache } from "../../src/keys/data-key-cache.js";
 import { LocalKeyProvider } from "../../src/keys/local-key-provider.js";
 import { parseKeyring } from "../../src/keys/master-key-file.js";
@@ -13,9 +13,9 @@ import { LogStore } from "../../src/store/log-store.js";
 
 let dir: string;
 let kv: KvStore;
-let sealThread: SealThread;
+let sealThread: ChunkThread;
 beforeEach(async () => {
-  sealThread = new SealThread();
+  sealThread = new ChunkThread();
   dir = await mkdtemp(join(tmpdir(), "joblog-run-keys-"));
   kv = await KvStore.open(join(dir, "joblogs"), { compression: false });
 });
