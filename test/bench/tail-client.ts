@@ -2,7 +2,9 @@
  * Benchmark client: `--subscribers` concurrent Tail streams of one task from
  * offset 0 to its completion, over @grpc/grpc-js. Counts the records each
  * receives; with `--latency` also how long after its timestamp (set by the
- * pushing client at send time) each record arrived. Prints one JSON line.
+ * pushing client at send time) each record arrived, counting only records sent
+ * after the subscriber's first message: earlier ones are history it caught up
+ * on while its process and subscription started, not live delivery. Prints one JSON line.
  */
 import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -59,9 +61,12 @@ function subscribeOnce(): Promise<number> {
       new grpc.Metadata(),
       {},
     );
+    // Lines sent before this subscriber's first message are history it caught up on, not live latency.
+    let liveFrom = 0;
     call.on("data", (bytes: Buffer) => {
       const now = Date.now();
       if (firstByteAt === 0) firstByteAt = performance.now();
+      if (liveFrom === 0) liveFrom = now;
       const message = fromBinary(TailResponseSchema, bytes);
       const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
       let at = 0;
@@ -69,7 +74,10 @@ function subscribeOnce(): Promise<number> {
         const nl = data.indexOf(NEWLINE, at);
         if (nl < 0) break;
         lines++;
-        if (values.latency) latencies.push(now - Date.parse(data.toString("latin1", at + TS_AT, at + TS_AT + 24)));
+        if (values.latency) {
+          const sent = Date.parse(data.toString("latin1", at + TS_AT, at + TS_AT + 24));
+          if (sent >= liveFrom) latencies.push(now - sent);
+        }
         at = nl + 1;
       }
       if (message.complete) call.cancel();
