@@ -9,8 +9,12 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { configSchema } from "../../src/config/config-schema.js";
-import { startLeader } from "../../src/leader/leader.js";
 import { startBareServer } from "./bare-server.js";
+
+// The leader as `joblog leader` runs it: built code (`npm run bench` builds first). Run from
+// source, each of its worker threads would load tsx too, about 35 MB apiece.
+const built = new URL("../../dist/src/leader/leader.js", import.meta.url).href;
+const { startLeader } = (await import(built)) as typeof import("../../src/leader/leader.js");
 
 const { values } = parseArgs({
   options: { kind: { type: "string", default: "leader" }, data: { type: "string", default: "" }, env: { type: "string", default: "" } },
