@@ -16,7 +16,7 @@ import { configSchema } from "../../src/config/config-schema.js";
 import { startLeader } from "../../src/leader/leader.js";
 import { createLeaderLog } from "../../src/ops/leader-log.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
-import { FakeKms } from "../helpers/fake-kms.js";
+import { FakeKms, useTestAwsCredentials } from "../helpers/fake-kms.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import { type S3Proxy, startS3Proxy } from "../helpers/s3-proxy.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3Server } from "../helpers/s3-server.js";
@@ -157,14 +157,10 @@ describe("readiness follows the archive and the KMS", () => {
   let s3proxy: S3Proxy;
   let kms: FakeKms;
   let f: LeaderFixture | undefined;
-  const savedEnv = { ...process.env };
+  let restoreEnv: () => void;
 
   beforeAll(async () => {
-    Object.assign(process.env, {
-      AWS_ACCESS_KEY_ID: "AKIATESTTESTTESTTEST",
-      AWS_SECRET_ACCESS_KEY: "test-secret",
-      AWS_EC2_METADATA_DISABLED: "true",
-    });
+    restoreEnv = useTestAwsCredentials();
     s3 = await startS3Server();
     s3proxy = await startS3Proxy(s3.port);
     kms = await FakeKms.start();
@@ -180,7 +176,7 @@ describe("readiness follows the archive and the KMS", () => {
     await kms?.close();
     await s3proxy?.close();
     await s3?.close();
-    process.env = savedEnv;
+    restoreEnv();
   });
 
   const readiness = async (url: string) => {
