@@ -45,6 +45,8 @@ export class ArchiveFlusher {
   private readonly active = new Set<string>();
   private readonly archivedLengths = new Map<TaskKey, number>();
   private readonly dropped = new Set<TaskKey>();
+  /** Runs being deleted: not flushed, whatever commits or timers say. */
+  private readonly deleting = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -65,7 +67,9 @@ export class ArchiveFlusher {
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void {
     let soon = false;
     for (const [key, state] of states) {
-      this.active.add(splitTaskKey(key).run);
+      const run = splitTaskKey(key).run;
+      if (this.deleting.has(run)) continue;
+      this.active.add(run);
       if (state.completion && !state.archived) soon = true;
     }
     if (soon) this.kick();
@@ -74,6 +78,20 @@ export class ArchiveFlusher {
   /** Resolves once no flush is running or asked for: what tests and shutdown wait on. */
   async idle(): Promise<void> {
     for (let i = 0; i < 1000 && this.running; i++) await this.running;
+  }
+
+  /** Stops flushing a run that is being deleted, once any flush under way has finished. */
+  async hold(runId: string): Promise<void> {
+    this.deleting.add(runId);
+    this.active.delete(runId);
+    await this.idle();
+  }
+
+  /** The run is deleted: forget it (or, when its deletion failed, flush it again). */
+  release(runId: string, deleted: boolean): void {
+    this.deleting.delete(runId);
+    if (deleted) this.forget(runId);
+    else this.active.add(runId);
   }
 
   async stop(): Promise<void> {
@@ -101,6 +119,7 @@ export class ArchiveFlusher {
   private async flushAll(): Promise<void> {
     for (const runId of [...this.active]) {
       if (this.stopped) return;
+      if (this.deleting.has(runId)) continue;
       try {
         if (await this.flushRun(runId)) this.forget(runId);
       } catch (err) {

@@ -70,6 +70,11 @@ export class ArchiveTier {
     });
   }
 
+  /** Drops what is cached of a deleted run. */
+  forget(run: string): void {
+    this.indexes.delete(run);
+  }
+
   private async readMembers(key: string, table: MemberTable, offset: number, maxBytes: number): Promise<LogSlice | undefined> {
     const { plainStart, gzStart, gzEnd } = membersFor(table, offset, maxBytes);
     const bytes = await this.backend.getRange(key, gzStart, gzEnd);

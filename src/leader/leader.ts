@@ -19,6 +19,8 @@ import { TaskRegistry } from "../ingest/task-registry.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
 import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
+import { RetentionSweep } from "../runs/retention-sweep.js";
+import { RunDeletion } from "../runs/run-deletion.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
 import { LogStore } from "../store/log-store.js";
@@ -120,6 +122,8 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
   const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
+  const deletion = new RunDeletion({ directory, meta, store: logStore, registry, keys: runKeys.keys, archive, sync, log });
+
   const shutdown = new AbortController();
   // Every open Push stream, tail and WebSocket listens for shutdown: thousands is normal, not a leak.
   setMaxListeners(0, shutdown.signal);
@@ -139,7 +143,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
-      router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
+      router.service(AdminService, createAdminService({ keys: runKeys.keys, deletion, log }));
       registerServerReflection(router, [LogService, AdminService]);
     },
     readMaxBytes: config.limits.max_message_bytes,
@@ -192,10 +196,13 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     directory.completeIdleRuns().catch((err: unknown) => log("idle run sweep failed", err));
   }, sweepEvery);
   sweeper.unref();
+  const retention = new RetentionSweep({ meta, deletion, log }, config.retention);
+  retention.start();
 
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(sweeper);
+    await retention.stop();
     shutdown.abort();
     hub.close();
     listener.stopAccepting();

@@ -77,6 +77,15 @@ export class LogStore {
     await this.kv.deleteRange(range.gte, range.lt);
   }
 
+  /** Deletes task logs for good: every chunk (one range delete per task), then their states. */
+  async deleteTasks(run: string, tasks: readonly string[], sync: boolean): Promise<void> {
+    for (const task of tasks) await this.dropChunks(run, task);
+    await this.kv.write(
+      tasks.map((task): KvOp => ({ type: "del", key: taskStateKey(run, task) })),
+      sync,
+    );
+  }
+
   /**
    * Reads whole records from `offset` (moved forward to the next record start when
    * it falls inside one) up to `end`, stopping after `maxBytes` but returning at
