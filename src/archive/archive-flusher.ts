@@ -178,9 +178,19 @@ export class ArchiveFlusher {
     for (const task of names) {
       const state = await this.o.registry.load(taskKey(runId, task));
       if (!state) continue;
-      let end = await this.archivedLength(runId, task);
+      // Bytes dropped under the size cap before they were archived are not archived either.
+      let end = Math.max(await this.archivedLength(runId, task), state.retainedFrom ?? 0);
       while (end < state.length && !state.archived) {
-        const segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        let segment: Awaited<ReturnType<typeof uploadSegment>>;
+        try {
+          segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        } catch (err) {
+          // The size cap dropped these bytes while they were being read: go on from where the log now begins.
+          const retainedFrom = (await this.o.registry.load(taskKey(runId, task)))?.retainedFrom ?? 0;
+          if (retainedFrom <= end) throw err;
+          end = retainedFrom;
+          continue;
+        }
         await this.o.ledger.addSegment(runId, segment);
         end = segment.members.plainEnd;
         this.archivedLengths.set(taskKey(runId, task), end);

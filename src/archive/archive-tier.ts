@@ -41,6 +41,7 @@ export class ArchiveTier {
       records: entry.records,
       startedAt: entry.startedAt,
       ...(entry.completion && { completion: entry.completion }),
+      ...(entry.retainedFrom !== undefined && { retainedFrom: entry.retainedFrom }),
       archived: true,
     };
   }

@@ -16,6 +16,7 @@ import type { JoblogConfig } from "../config/config-schema.js";
 import { ChunkThread } from "../crypto/chunk-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
+import { TaskSizeCap } from "../ingest/task-size-cap.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
 import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
@@ -90,15 +91,18 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
   let archive: Archive | undefined;
+  let sizeCap: TaskSizeCap | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {
     sync,
     chunkBytes: config.storage.chunk_bytes,
     onCommitted: (appends, states) => {
       hub.publish(appends, states);
       archive?.committed(states);
+      sizeCap?.committed(states);
     },
     warn: log,
   });
+  sizeCap = new TaskSizeCap({ store: logStore, registry, queue, maxTaskBytes: config.retention.max_task_bytes, log });
   const directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
@@ -209,6 +213,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    await sizeCap.idle();
     await archive?.stop();
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));

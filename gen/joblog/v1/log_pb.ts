@@ -350,11 +350,12 @@ export const TailRequestSchema: GenMessage<TailRequest> = /*@__PURE__*/
  * A task log over the leader's `retention.max_task_bytes` keeps its newest
  * bytes: the oldest chunks are dropped and offsets stay as they were. A Read or
  * Tail from an offset in the dropped range returns, first, one marker record in
- * the log's own shape that is not part of the log's bytes,
- * `{"ts":"…","stream":"stderr","step":"<task>","line":"[joblog] N bytes dropped (per-task cap of M bytes); the log continues at offset K"}`,
- * and then the records from offset K. In that response `offset` is the offset
- * asked for and `next_offset` is right after the returned records of the log
- * (not `offset` + the length of `data`); continue from `next_offset`.
+ * the log's own shape that stands in for the dropped bytes,
+ * `{"ts":"…","stream":"stderr","step":"<task>","line":"[joblog] K bytes dropped (per-task size cap, retention.max_task_bytes: the newest output is kept); the log continues at offset K"}`
+ * (`ts` is that of the first retained record), and then the records from
+ * offset K. The marker is placed so that it ends at K: the response's `offset`
+ * is K minus the marker's length, and `next_offset` is `offset` + the length of
+ * `data` as always, so clients that count bytes need no special case.
  *
  * @generated from message joblog.v1.TailResponse
  */

@@ -1,0 +1,165 @@
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { Result } from "../../gen/joblog/v1/log_pb.js";
+import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
+import {
+  batchOf,
+  createGrpcLogClient,
+  createPushStream,
+  expectedJsonl,
+  type GrpcLogClient,
+  parseRecords,
+  testLines,
+} from "../helpers/log-service-client.js";
+import { until } from "../helpers/task-logs.js";
+
+/** The per-task size cap: the newest bytes stay, offsets stay, a read of the dropped range gets one marker record. */
+
+const BASE_TS = Date.UTC(2025, 1, 12, 10, 56, 45, 123);
+const CAP = 8192;
+const LINES = testLines("build", 1000);
+const EXPECTED = Buffer.from(expectedJsonl("build", BASE_TS, LINES));
+
+let dir: string;
+let f: LeaderFixture | undefined;
+let g: GrpcLogClient | undefined;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "joblog-size-cap-"));
+});
+
+afterEach(async () => {
+  g?.close();
+  g = undefined;
+  await f?.dispose();
+  f = undefined;
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Pushes LINES to run/build in batches of 20 (each commit is its own chunk), completing the task when asked. */
+async function pushAll(client: GrpcLogClient["client"], runId: string, complete: boolean): Promise<void> {
+  const stream = createPushStream();
+  const done = client.push(stream);
+  const task = { runId, task: "build" };
+  for (let i = 0; i < LINES.length; i += 20) stream.send({ task, batch: batchOf(i + 1, BASE_TS, LINES.slice(i, i + 20)) });
+  if (complete) stream.send({ complete: { result: Result.FAILED, exitCode: 2 } });
+  stream.end();
+  await done;
+}
+
+/** Reads from `offset` following next_offset to the end; checks offset + data = next_offset on every response. */
+async function readFrom(client: GrpcLogClient["client"], runId: string, offset: bigint) {
+  const responses = [];
+  for (let i = 0; i < 1000; i++) {
+    const r = await client.read({ runId, task: "build", offset, maxBytes: 4096 });
+    expect(r.nextOffset).toBe(r.offset + BigInt(r.data.length));
+    responses.push(r);
+    offset = r.nextOffset;
+    if (r.nextOffset >= r.length) return responses;
+  }
+  throw new Error("read did not reach the end");
+}
+
+/** Asserts what a read from 0 returns: the marker, ending at the retained start, then the log's own bytes from there. */
+function expectMarkerThenTail(data: Buffer, offset: bigint): number {
+  const text = data.toString("utf8");
+  const [marker] = parseRecords(text);
+  const retainedFrom = Number(/continues at offset (\d+)/.exec(marker?.line ?? "")?.[1]);
+  expect(marker).toMatchObject({ stream: "stderr", step: "build" });
+  expect(marker?.line).toBe(
+    `[joblog] ${retainedFrom} bytes dropped (per-task size cap, retention.max_task_bytes: the newest output is kept); the log continues at offset ${retainedFrom}`,
+  );
+  const markerBytes = Buffer.byteLength(`${text.split("\n")[0]}\n`);
+  expect(Number(offset)).toBe(retainedFrom - markerBytes);
+  // Whole chunks go: what is kept is at most the cap (plus nothing), and it starts at a record boundary of the log.
+  expect(EXPECTED.length - retainedFrom).toBeLessThanOrEqual(CAP);
+  expect(EXPECTED.length - retainedFrom).toBeGreaterThan(CAP / 2);
+  expect(EXPECTED[retainedFrom - 1]).toBe(0x0a);
+  expect(data.subarray(markerBytes)).toEqual(EXPECTED.subarray(retainedFrom, retainedFrom + data.length - markerBytes));
+  return retainedFrom;
+}
+
+describe("per-task size cap", () => {
+  test("the oldest chunks are dropped; Read and Tail of the dropped range get one marker, then the retained log at its own offsets", async () => {
+    f = await startTestLeader({ retention: { max_task_bytes: CAP }, storage: { chunk_bytes: 4096 } });
+    g = createGrpcLogClient(f.url);
+    await pushAll(g.client, "capped", false);
+    const client = g.client;
+    const dropped = async () => Buffer.from((await client.read({ runId: "capped", task: "build" })).data).includes("bytes dropped");
+    await until(dropped);
+
+    const responses = await readFrom(client, "capped", 0n);
+    const first = responses[0];
+    if (!first) throw new Error("no response");
+    expect(first.length).toBe(BigInt(EXPECTED.length));
+    const retainedFrom = expectMarkerThenTail(Buffer.from(first.data), first.offset);
+    const rest = Buffer.concat(responses.map((r) => Buffer.from(r.data)));
+    expect(rest.toString().match(/bytes dropped/g)).toHaveLength(1);
+    expect(rest.subarray(rest.indexOf(0x0a) + 1)).toEqual(EXPECTED.subarray(retainedFrom));
+
+    // Offsets are stable: a read at a retained offset is the same bytes as before any drop.
+    const mid = EXPECTED.indexOf(0x0a, retainedFrom + 1000) + 1;
+    const r = await client.read({ runId: "capped", task: "build", offset: BigInt(mid), maxBytes: 300 });
+    expect(Number(r.offset)).toBe(mid);
+    expect(Buffer.from(r.data)).toEqual(EXPECTED.subarray(mid, mid + r.data.length));
+
+    // More lines: the cap keeps moving forward; a Tail from 0 of the completed task sees one marker, then everything retained, in order.
+    const more = createPushStream();
+    const done = client.push(more);
+    more.send({ task: { runId: "capped", task: "build" }, complete: { result: Result.FAILED, exitCode: 2 } });
+    more.end();
+    await done;
+    const parts: Buffer[] = [];
+    let expectedOffset: bigint | undefined;
+    for await (const m of client.tail({ runId: "capped", task: "build", offset: 0n })) {
+      if (expectedOffset !== undefined) expect(m.offset).toBe(expectedOffset);
+      expect(m.nextOffset).toBe(m.offset + BigInt(m.data.length));
+      expectedOffset = m.nextOffset;
+      parts.push(Buffer.from(m.data));
+      if (m.complete) break;
+    }
+    const tailed = Buffer.concat(parts);
+    expect(tailed.toString().match(/bytes dropped/g)).toHaveLength(1);
+    expect(tailed.subarray(tailed.indexOf(0x0a) + 1)).toEqual(EXPECTED.subarray(retainedFrom));
+  });
+
+  test("with an archive: the run's object holds the retained log, and reads from the archive give the same marker", async () => {
+    f = await startTestLeader({
+      retention: { max_task_bytes: CAP },
+      storage: { chunk_bytes: 4096 },
+      log_storage: { flush_interval_ms: 100, archive: { type: "local", path: join(dir, "archive") } },
+    });
+    g = createGrpcLogClient(f.url);
+    const client = g.client;
+    await pushAll(client, "capped-archived", true);
+    await client.completeRun({ runId: "capped-archived", result: Result.FAILED });
+    const before = await readFrom(client, "capped-archived", 0n);
+    // Wait for the run's object (segments cleaned up): the task's chunks are then dropped and reads go to the archive.
+    const archiveDir = join(dir, "archive");
+    const objects = async () => (await readdir(archiveDir, { recursive: true })).map(String);
+    await until(async () => {
+      const files = await objects().catch(() => []);
+      return files.some((p) => p.endsWith("_capped-archived.jsonl.gz")) && !files.some((p) => p.includes(".parts"));
+    }, 20_000);
+    const object = (await objects()).find((p) => p.endsWith(".jsonl.gz")) as string;
+    const archivedText = gunzipSync(await readFile(join(archiveDir, object))).toString();
+    expect(archivedText).toContain(`"line":"build line 1000 `);
+    expect(archivedText).not.toContain(`"line":"build line 1 `);
+    await f.restart();
+    g.close();
+    g = createGrpcLogClient(f.url);
+    const after = await readFrom(g.client, "capped-archived", 0n);
+    const text = (rs: typeof after) => Buffer.concat(rs.map((r) => Buffer.from(r.data))).toString();
+    expect(text(after)).toBe(text(before));
+    const first = after[0];
+    if (!first) throw new Error("no response");
+    expectMarkerThenTail(Buffer.from(first.data), first.offset);
+    expect(f.logs.filter((l) => l.includes("failed"))).toEqual([]);
+  });
+});
