@@ -7,7 +7,7 @@ import { identifierProblem, RUN_LOG_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
 import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
-import { MAX_MASKS, maskProblem, SecretMasker } from "../lines/secret-masker.js";
+import { MAX_MASKS, MAX_TOTAL_MASK_BYTES, maskProblem, SecretMasker } from "../lines/secret-masker.js";
 import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
 import { resultFromProto, streamFromProto } from "./proto-mapping.js";
 
@@ -158,6 +158,10 @@ function addMasks(current: string[], added: readonly string[]): string[] {
     if (!all.includes(value)) all.push(value);
   }
   if (all.length > MAX_MASKS) throw resourceExhausted(`the Push stream registered ${all.length} masks; the limit is ${MAX_MASKS}`);
+  const total = all.reduce((sum, value) => sum + Buffer.byteLength(value), 0);
+  if (total > MAX_TOTAL_MASK_BYTES) {
+    throw resourceExhausted(`the Push stream registered ${total} bytes of masks; the limit is ${MAX_TOTAL_MASK_BYTES} in all`);
+  }
   return all;
 }
 

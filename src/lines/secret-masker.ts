@@ -14,6 +14,8 @@ export const MIN_MASK_BYTES = 4;
 export const MAX_MASK_BYTES = 4096;
 /** Masks one task may register. */
 export const MAX_MASKS = 256;
+/** Bytes of all masks of a task together: bounds the combined search (each value has about a dozen forms). */
+export const MAX_TOTAL_MASK_BYTES = 64 * 1024;
 
 /** Why a value cannot be a mask, naming `field` but never the value; undefined when it can. */
 export function maskProblem(field: string, value: string): { tooShort: boolean; message: string } | undefined {
@@ -74,7 +76,12 @@ export class SecretMasker {
     const forms = new Set<string>();
     for (const value of values) for (const form of maskForms(value)) forms.add(Buffer.from(form, "utf8").toString("latin1"));
     const sorted = [...forms].sort((a, b) => b.length - a.length);
-    this.pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+    try {
+      this.pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
+    } catch {
+      // The engine's message quotes the pattern, which is made of the secrets: never let it out.
+      throw new RangeError(`the masks cannot be compiled into one search (${sorted.length} forms)`);
+    }
   }
 
   /**
@@ -85,6 +92,8 @@ export class SecretMasker {
   static create(values: readonly string[], field = "masks"): SecretMasker | undefined {
     if (values.length === 0) return undefined;
     if (values.length > MAX_MASKS) throw new RangeError(`${field} holds ${values.length} values; the limit is ${MAX_MASKS}`);
+    const total = values.reduce((sum, value) => sum + Buffer.byteLength(value), 0);
+    if (total > MAX_TOTAL_MASK_BYTES) throw new RangeError(`${field} hold ${total} bytes in all; the limit is ${MAX_TOTAL_MASK_BYTES}`);
     values.forEach((value, i) => {
       const problem = maskProblem(`${field}[${i}]`, value);
       if (problem) throw new RangeError(problem.message);

@@ -56,6 +56,11 @@ describe("secret masker", () => {
     }
   });
 
+  test("masks over 64 KiB in all are refused without quoting any of them", () => {
+    const big = Array.from({ length: 20 }, (_, i) => `${i}`.padEnd(4000, "k"));
+    expect(() => SecretMasker.create(big)).toThrow(/hold 80000 bytes in all; the limit is 65536/);
+  });
+
   test("forms shorter than 4 characters are not masked on their own", () => {
     for (const form of maskForms("abcd")) expect(form.length).toBeGreaterThanOrEqual(4);
   });

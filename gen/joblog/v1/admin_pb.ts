@@ -126,17 +126,19 @@ export const AdminService: GenService<{
     output: typeof RotateKeysResponseSchema;
   },
   /**
-   * Deletes a completed run for good: its task logs and their states in the
-   * log store, its wrapped data keys and nonce leases, its archive objects
-   * (segments, the run's object and its index) and its records in the metadata
-   * store, in that order, so a deletion cut short by a crash is finished by
-   * asking again. Afterwards nothing of the run is readable or listed. A run
-   * still running is refused: complete it first (CompleteRun), so no worker is
-   * cut off mid-stream. Deleting also happens on the leader's
-   * `retention.days` timer for completed runs older than that.
+   * Deletes a completed run for good, in this order: its archive objects
+   * (segments, the run's object and its index) and the archive's records of
+   * them; its wrapped data keys and nonce leases (whatever of it might remain
+   * can no longer be decrypted); its chunks and task states in the log store;
+   * last its records in the metadata store, so the run stays listed until
+   * everything else is gone and a deletion cut short by a crash or an archive
+   * outage is finished by asking again. Afterwards nothing of the run is
+   * readable or listed. A run still running is refused: complete it first
+   * (CompleteRun), so no worker is cut off mid-stream. The leader also deletes
+   * completed runs older than its `retention.days` this way, on a timer.
    * Errors: NOT_FOUND (run), FAILED_PRECONDITION (run still running),
    * INVALID_ARGUMENT (run_id), UNAVAILABLE (the archive cannot be reached;
-   * nothing of the run's store entries is removed yet, ask again).
+   * nothing of the run was removed from the leader's stores yet, ask again).
    *
    * @generated from rpc joblog.v1.AdminService.DeleteRun
    */

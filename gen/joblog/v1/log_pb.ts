@@ -214,8 +214,9 @@ export type PushRequest = Message<"joblog.v1.PushRequest"> & {
    * them in memory for that stream only; they are never stored, logged, counted
    * or echoed in errors. A worker should mask its lines itself as well; this is
    * the second line of defence and the contract for clients in other languages.
-   * Each value is 4 to 4096 UTF-8 bytes, at most 256 per stream: a shorter value
-   * is INVALID_ARGUMENT naming `masks[i]`, more or longer ones RESOURCE_EXHAUSTED.
+   * Each value is 4 to 4096 UTF-8 bytes, at most 256 and 64 KiB in all per
+   * stream: a shorter value is INVALID_ARGUMENT naming `masks[i]`, more or
+   * longer ones RESOURCE_EXHAUSTED naming the limit.
    *
    * @generated from field: repeated string masks = 4;
    */
