@@ -1,9 +1,10 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
+import { filesUnder } from "../helpers/files-under.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import {
   batchOf,
@@ -142,9 +143,9 @@ describe("per-task size cap", () => {
     const before = await readFrom(client, "capped-archived", 0n);
     // Wait for the run's object (segments cleaned up): the task's chunks are then dropped and reads go to the archive.
     const archiveDir = join(dir, "archive");
-    const objects = async () => (await readdir(archiveDir, { recursive: true })).map(String);
+    const objects = () => filesUnder(archiveDir);
     await until(async () => {
-      const files = await objects().catch(() => []);
+      const files = await objects();
       return files.some((p) => p.endsWith("_capped-archived.jsonl.gz")) && !files.some((p) => p.includes(".parts"));
     }, 20_000);
     const object = (await objects()).find((p) => p.endsWith(".jsonl.gz")) as string;

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
@@ -10,6 +10,7 @@ import { maskForms } from "../../src/lines/secret-masker.js";
 import { LineSplitter } from "../../src/worker/line-splitter.js";
 import { TaskLogRefusedError, TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { haveChromium, launchChromium, openPage } from "../helpers/browser.js";
+import { filesUnder } from "../helpers/files-under.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import {
   batchOf,
@@ -66,11 +67,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function filesUnder(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
-}
-
 describe("secret masking", () => {
   test("worker and leader mask every form, across pipe reads and batches; nothing of the secret is stored, archived, read, tailed or logged", async () => {
     // The worker: lines through the splitter as a command's pipe delivers them, the secret split across two reads.
@@ -113,7 +109,8 @@ describe("secret masking", () => {
     }
 
     // The archive: wait for the run's object, then look into every object.
-    const objects = () => filesUnder(join(dir, "archive"));
+    const archiveDir = join(dir, "archive");
+    const objects = async () => (await filesUnder(archiveDir)).map((p) => join(archiveDir, p));
     await until(async () => {
       const files = await objects();
       return files.some((p) => p.endsWith(`_${RUN}.jsonl.gz`)) && !files.some((p) => p.includes(".parts/"));
@@ -124,7 +121,8 @@ describe("secret masking", () => {
       if (file.endsWith(".gz")) expect(text).toContain("login with *** done");
     }
     // The data directory (chunks uncompressed: this catches a plaintext slip, such as a mask in a state record) and the leader's log.
-    for (const file of await filesUnder(f.dataDir)) expect(occurrences((await readFile(file)).toString("latin1")), file).toEqual([]);
+    for (const file of await filesUnder(f.dataDir))
+      expect(occurrences((await readFile(join(f.dataDir, file))).toString("latin1")), file).toEqual([]);
     expect(occurrences(f.logs.join("\n"))).toEqual([]);
   });
 

@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
 import { KvStore } from "../../src/store/kv-store.js";
+import { filesUnder } from "../helpers/files-under.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import {
   batchOf,
@@ -69,11 +70,6 @@ async function completedRun(client: GrpcLogClient["client"], runId: string, line
     messages({ task, batch: batchOf(1, BASE_TS, testLines(`${runId}-build`, lines)), complete: { result: Result.SUCCEEDED, exitCode: 0 } }),
   );
   await client.completeRun({ runId, result: Result.SUCCEEDED });
-}
-
-async function filesUnder(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1));
 }
 
 async function s3Keys(): Promise<string[]> {
