@@ -71,11 +71,14 @@ const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&
  */
 export class SecretMasker {
   private readonly pattern: RegExp;
+  /** Bytes of the longest form: a secret that starts before a cut ends at most this far past it. */
+  readonly reach: number;
 
   private constructor(values: readonly string[]) {
     const forms = new Set<string>();
     for (const value of values) for (const form of maskForms(value)) forms.add(Buffer.from(form, "utf8").toString("latin1"));
     const sorted = [...forms].sort((a, b) => b.length - a.length);
+    this.reach = sorted[0]?.length ?? 0;
     try {
       this.pattern = new RegExp(sorted.map(escapeRegExp).join("|"), "g");
     } catch {

@@ -15,10 +15,11 @@ export interface RunCommandOptions {
   /** Also copy the command's output to this process's stdout/stderr. */
   echo: boolean;
   /**
-   * Secrets also hidden from the echo: it is then written line by line, masked,
-   * instead of as the raw chunks (a CI console is a log too).
+   * Secrets to mask: in each line before it is cut to `maxLineBytes` (the writer
+   * masks again, which finds nothing then), and in the echo, which is then written
+   * line by line instead of as the raw chunks (a CI console is a log too).
    */
-  echoMasker?: SecretMasker | undefined;
+  masker?: SecretMasker | undefined;
   /** Where the worker's own messages go (retries, refusals). */
   report: (message: string) => void;
 }
@@ -45,17 +46,21 @@ export async function runCommand(options: RunCommandOptions): Promise<CommandOut
 
   const pump = (source: Readable, stream: OutputStream, echo: NodeJS.WriteStream) =>
     new Promise<void>((resolve) => {
-      const masker = options.echo ? options.echoMasker : undefined;
-      const splitter = new LineSplitter(options.maxLineBytes, (line) => {
-        if (masker) echo.write(Buffer.concat([masker.mask(line), NEWLINE]));
-        if (logFailure) return true;
-        try {
-          return writer.write(stream, line);
-        } catch (err) {
-          logFailure = err;
-          return true;
-        }
-      });
+      const masker = options.masker;
+      const splitter = new LineSplitter(
+        options.maxLineBytes,
+        (line) => {
+          if (masker && options.echo) echo.write(Buffer.concat([line, NEWLINE]));
+          if (logFailure) return true;
+          try {
+            return writer.write(stream, line);
+          } catch (err) {
+            logFailure = err;
+            return true;
+          }
+        },
+        masker,
+      );
       source.on("data", (chunk: Buffer) => {
         if (options.echo && !masker) echo.write(chunk);
         if (!splitter.push(chunk)) {

@@ -86,7 +86,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
         args,
         maxLineBytes: w.max_line_bytes,
         echo: !opts.quiet,
-        echoMasker: SecretMasker.create(masks),
+        masker: SecretMasker.create(masks),
         report: (message) => process.stderr.write(`${message}\n`),
       });
       process.exitCode = outcome.exitCode;
