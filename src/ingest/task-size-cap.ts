@@ -66,16 +66,33 @@ export class TaskSizeCap {
     const state = await registry.load(key);
     if (!state || state.archived) return;
     const from = await store.chunkStartFrom(run, task, state.length - maxTaskBytes);
-    if (from !== undefined && from > (state.retainedFrom ?? 0) && from >= MIN_DROP_BYTES) {
+    const before = state.retainedFrom ?? 0;
+    if (from !== undefined && from > before && from >= MIN_DROP_BYTES) {
+      // `records` counts what a reader sees — the marker and the retained records — so line numbers stay consistent.
+      const dropped = await countRecords(store, run, task, before, from);
       // The state moves first: a crash before the range delete leaves chunks nobody reads, dropped on the next trim.
       await queue.run([key], (ctx) => {
         const current = ctx.state(key);
-        if (current && !current.archived && (current.retainedFrom ?? 0) < from) ctx.setState(key, { ...current, retainedFrom: from });
+        if (!current || current.archived || (current.retainedFrom ?? 0) !== before) return;
+        const records = current.records - dropped + (before === 0 ? 1 : 0);
+        ctx.setState(key, { ...current, retainedFrom: from, records });
       });
     }
     const retained = (await registry.load(key))?.retainedFrom;
     if (retained !== undefined) await store.dropChunksBefore(run, task, retained);
   }
+}
+
+/** Records in [from, end) of a task log, read from the store (a trim drops about what was appended since the last one). */
+async function countRecords(store: LogStore, run: string, task: string, from: number, end: number): Promise<number> {
+  let count = 0;
+  for (let offset = from, guard = 0; offset < end && guard < 1_000_000; guard++) {
+    const slice = await store.read(run, task, offset, end, 4 * 1024 * 1024);
+    if (slice.data.length === 0) break;
+    for (let at = slice.data.indexOf(0x0a); at >= 0; at = slice.data.indexOf(0x0a, at + 1)) count++;
+    offset = slice.offset + slice.data.length;
+  }
+  return count;
 }
 
 function first<T>(set: Set<T>): T | undefined {

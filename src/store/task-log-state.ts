@@ -8,7 +8,7 @@ export interface TaskLogState {
   seq: number;
   /** Byte length of the JSONL log. */
   length: number;
-  /** Number of records. */
+  /** Number of records a reader sees: after a drop under the size cap, the marker and the retained records. */
   records: number;
   startedAt: number;
   completion?: TaskCompletionState;

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
+import { haveChromium, launchChromium, openPage } from "../helpers/browser.js";
 import { filesUnder } from "../helpers/files-under.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import {
@@ -12,10 +13,12 @@ import {
   createPushStream,
   expectedJsonl,
   type GrpcLogClient,
+  messages,
   parseRecords,
   testLines,
 } from "../helpers/log-service-client.js";
 import { until } from "../helpers/task-logs.js";
+import { waitForLine, waitForLineCount } from "../helpers/ui-page.js";
 
 /** The per-task size cap: the newest bytes stay, offsets stay, a read of the dropped range gets one marker record. */
 
@@ -23,6 +26,23 @@ const BASE_TS = Date.UTC(2025, 1, 12, 10, 56, 45, 123);
 const CAP = 8192;
 const LINES = testLines("build", 1000);
 const EXPECTED = Buffer.from(expectedJsonl("build", BASE_TS, LINES));
+
+/** Where the retained log begins once every trim is done: chunks are the 20-line batches, the first one starting within the cap's reach. */
+const FINAL_RETAINED = (() => {
+  let offset = 0;
+  for (let i = 0; i < LINES.length; i += 20) {
+    if (EXPECTED.length - offset <= CAP) return offset;
+    offset += Buffer.byteLength(expectedJsonl("build", BASE_TS, LINES.slice(i, i + 20)));
+  }
+  return offset;
+})();
+
+/** Waits until the trims after the last commit are done: a read from 0 says the log continues at FINAL_RETAINED. */
+async function trimmed(client: GrpcLogClient["client"], runId: string): Promise<void> {
+  await until(async () =>
+    Buffer.from((await client.read({ runId, task: "build" })).data).includes(`the log continues at offset ${FINAL_RETAINED}"`),
+  );
+}
 
 let dir: string;
 let f: LeaderFixture | undefined;
@@ -43,15 +63,18 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** Pushes LINES to run/build in batches of 20 (each commit is its own chunk), completing the task when asked. */
-async function pushAll(client: GrpcLogClient["client"], runId: string, complete: boolean): Promise<void> {
+/** Pushes LINES to run/build in batches of 20 (each commit is its own chunk). */
+async function pushAll(client: GrpcLogClient["client"], runId: string): Promise<void> {
   const stream = createPushStream();
   const done = client.push(stream);
   const task = { runId, task: "build" };
   for (let i = 0; i < LINES.length; i += 20) stream.send({ task, batch: batchOf(i + 1, BASE_TS, LINES.slice(i, i + 20)) });
-  if (complete) stream.send({ complete: { result: Result.FAILED, exitCode: 2 } });
   stream.end();
   await done;
+}
+
+async function completeTask(client: GrpcLogClient["client"], runId: string): Promise<void> {
+  await client.push(messages({ task: { runId, task: "build" }, complete: { result: Result.FAILED, exitCode: 2 } }));
 }
 
 /** Reads from `offset` following next_offset to the end; checks offset + data = next_offset on every response. */
@@ -90,19 +113,38 @@ describe("per-task size cap", () => {
   test("the oldest chunks are dropped; Read and Tail of the dropped range get one marker, then the retained log at its own offsets", async () => {
     f = await startTestLeader({ retention: { max_task_bytes: CAP }, storage: { chunk_bytes: 4096 } });
     g = createGrpcLogClient(f.url);
-    await pushAll(g.client, "capped", false);
+    await pushAll(g.client, "capped");
     const client = g.client;
-    const dropped = async () => Buffer.from((await client.read({ runId: "capped", task: "build" })).data).includes("bytes dropped");
-    await until(dropped);
+    await trimmed(client, "capped");
 
     const responses = await readFrom(client, "capped", 0n);
     const first = responses[0];
     if (!first) throw new Error("no response");
     expect(first.length).toBe(BigInt(EXPECTED.length));
     const retainedFrom = expectMarkerThenTail(Buffer.from(first.data), first.offset);
+    expect(retainedFrom).toBe(FINAL_RETAINED);
     const rest = Buffer.concat(responses.map((r) => Buffer.from(r.data)));
     expect(rest.toString().match(/bytes dropped/g)).toHaveLength(1);
     expect(rest.subarray(rest.indexOf(0x0a) + 1)).toEqual(EXPECTED.subarray(retainedFrom));
+    // Line numbers count from the marker: record_count is what a read from 0 shows, and LocateLine agrees.
+    const shown = parseRecords(rest.toString());
+    const view = await client.getRun({ runId: "capped" });
+    expect(Number(view.tasks[0]?.recordCount)).toBe(shown.length);
+    const located = await client.locateLine({ runId: "capped", task: "build", lineNumber: 2n });
+    expect(Number(located.offset)).toBe(retainedFrom);
+    // The UI shows the same: as many lines, the marker as line 1, the last line last.
+    if (haveChromium) {
+      const browser = await launchChromium();
+      try {
+        const { page } = await openPage(browser, `${f.url}/runs/capped/tasks/build#L1`);
+        await waitForLineCount(page, shown.length);
+        expect(await waitForLine(page, 1)).toContain(`${retainedFrom} bytes dropped`);
+        await page.goto(`${f.url}/runs/capped/tasks/build#L${shown.length}`);
+        expect(await waitForLine(page, shown.length)).toBe(shown.at(-1)?.line);
+      } finally {
+        await browser.close();
+      }
+    }
 
     // Offsets are stable: a read at a retained offset is the same bytes as before any drop.
     const mid = EXPECTED.indexOf(0x0a, retainedFrom + 1000) + 1;
@@ -110,12 +152,8 @@ describe("per-task size cap", () => {
     expect(Number(r.offset)).toBe(mid);
     expect(Buffer.from(r.data)).toEqual(EXPECTED.subarray(mid, mid + r.data.length));
 
-    // More lines: the cap keeps moving forward; a Tail from 0 of the completed task sees one marker, then everything retained, in order.
-    const more = createPushStream();
-    const done = client.push(more);
-    more.send({ task: { runId: "capped", task: "build" }, complete: { result: Result.FAILED, exitCode: 2 } });
-    more.end();
-    await done;
+    // A Tail from 0 of the completed task sees one marker, then everything retained, in order.
+    await completeTask(client, "capped");
     const parts: Buffer[] = [];
     let expectedOffset: bigint | undefined;
     for await (const m of client.tail({ runId: "capped", task: "build", offset: 0n })) {
@@ -138,7 +176,9 @@ describe("per-task size cap", () => {
     });
     g = createGrpcLogClient(f.url);
     const client = g.client;
-    await pushAll(client, "capped-archived", true);
+    await pushAll(client, "capped-archived");
+    await trimmed(client, "capped-archived");
+    await completeTask(client, "capped-archived");
     await client.completeRun({ runId: "capped-archived", result: Result.FAILED });
     const before = await readFrom(client, "capped-archived", 0n);
     // Wait for the run's object (segments cleaned up): the task's chunks are then dropped and reads go to the archive.

@@ -589,7 +589,9 @@ export type Task = Message<"joblog.v1.Task"> & {
   length: bigint;
 
   /**
-   * Number of records in the log.
+   * Number of records in the log. After the oldest bytes were dropped under the
+   * leader's `retention.max_task_bytes`: the marker record and the retained
+   * records, so line numbers count from the marker, as a Read from 0 shows.
    *
    * @generated from field: uint64 record_count = 7;
    */
