@@ -21,6 +21,7 @@ import {
   readAll,
   testLines,
 } from "../helpers/log-service-client.js";
+import { startS3Proxy } from "../helpers/s3-proxy.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3Server } from "../helpers/s3-server.js";
 import { until } from "../helpers/task-logs.js";
 
@@ -146,6 +147,37 @@ describe("DeleteRun", () => {
     await completedRun(g.client, "s3-other");
     await until(async () => (await s3Keys()).some((k) => k.endsWith("_s3-other.index.json")), 20_000);
     expect((await s3Keys()).filter((k) => k.includes("s3-del"))).toEqual([]);
+  });
+
+  test("s3 archive down: UNAVAILABLE and the run stays listed; deleting again once it is back finishes the job", async () => {
+    const proxy = await startS3Proxy(s3.port);
+    try {
+      f = await startTestLeader({
+        log_storage: {
+          flush_interval_ms: 100,
+          retry_attempts: 2,
+          retry_initial_ms: 20,
+          retry_max_ms: 50,
+          archive: { type: "s3", bucket: s3.bucket, prefix: "outage/", endpoint: proxy.endpoint, ...S3RVER_CREDENTIALS },
+        },
+      });
+      g = createGrpcLogClient(f.url);
+      await completedRun(g.client, "s3-outage");
+      await until(async () => (await s3Keys()).some((k) => k.endsWith("_s3-outage.index.json")), 20_000);
+      proxy.failing = true;
+      await expectConnectError(admin(f.url).deleteRun({ runId: "s3-outage" }), Code.Unavailable, "s3-outage", "delete it again later");
+      expect((await g.client.getRun({ runId: "s3-outage" })).run?.runId).toBe("s3-outage");
+      proxy.failing = false;
+      expect((await admin(f.url).deleteRun({ runId: "s3-outage" })).archiveObjects).toBe(2);
+      await expectGone(g.client, "s3-outage");
+      expect((await s3Keys()).filter((k) => k.includes("s3-outage"))).toEqual([]);
+    } finally {
+      g?.close();
+      g = undefined;
+      await f?.dispose();
+      f = undefined;
+      await proxy.close();
+    }
   });
 
   test("a running run is refused and stays readable; unknown and malformed ids are named", async () => {
