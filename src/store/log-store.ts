@@ -79,7 +79,10 @@ export class LogStore {
 
   /** Deletes task logs for good: every chunk (one range delete per task), then their states. */
   async deleteTasks(run: string, tasks: readonly string[], sync: boolean): Promise<void> {
-    for (const task of tasks) await this.dropChunks(run, task);
+    for (const task of tasks) {
+      await this.dropChunks(run, task);
+      this.opened.forgetPrefix(chunkRange(run, task).gte);
+    }
     await this.kv.write(
       tasks.map((task): KvOp => ({ type: "del", key: taskStateKey(run, task) })),
       sync,

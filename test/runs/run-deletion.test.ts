@@ -112,7 +112,9 @@ describe("DeleteRun", () => {
     await completedRun(g.client, "del-10");
     const kept = (await readAll(g.client, "del-10", "build")).text;
     const objectsOf = async (runId: string) => (await filesUnder(archiveDir)).filter((p) => p.includes(`_${runId}.`));
-    await until(async () => (await objectsOf("del-1")).length === 2 && (await objectsOf("del-10")).length === 2, 20_000);
+    const archived = async (runId: string) => (await objectsOf(runId)).filter((p) => !p.includes(".parts/")).length === 2;
+    await until(async () => (await objectsOf("del-1")).length === 2 && (await archived("del-1")) && (await archived("del-10")), 20_000);
+    await until(async () => (await objectsOf("del-10")).length === 2, 20_000);
 
     const deleted = await admin(f.url).deleteRun({ runId: "del-1" });
     expect(deleted).toMatchObject({ tasks: 3, archiveObjects: 2 });
@@ -163,7 +165,11 @@ describe("DeleteRun", () => {
       });
       g = createGrpcLogClient(f.url);
       await completedRun(g.client, "s3-outage");
-      await until(async () => (await s3Keys()).some((k) => k.endsWith("_s3-outage.index.json")), 20_000);
+      // The run's archive is done: object and index written, segments cleaned up.
+      await until(async () => {
+        const keys = (await s3Keys()).filter((k) => k.includes("_s3-outage."));
+        return keys.length === 2 && keys.some((k) => k.endsWith(".index.json"));
+      }, 20_000);
       proxy.failing = true;
       await expectConnectError(admin(f.url).deleteRun({ runId: "s3-outage" }), Code.Unavailable, "s3-outage", "delete it again later");
       expect((await g.client.getRun({ runId: "s3-outage" })).run?.runId).toBe("s3-outage");
