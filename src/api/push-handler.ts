@@ -7,6 +7,7 @@ import { identifierProblem, RUN_LOG_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
 import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
+import { MAX_MASKS, MAX_TOTAL_MASK_BYTES, maskProblem, SecretMasker } from "../lines/secret-masker.js";
 import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
 import { resultFromProto, streamFromProto } from "./proto-mapping.js";
 
@@ -67,6 +68,9 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
     while (inflight.length > 0) progress = await (inflight.shift() as Promise<LogProgress>);
   };
   let receiving = true;
+  // The stream's secrets: in this closure only, never stored, logged or put in an error.
+  let maskValues: string[] = [];
+  let masker: SecretMasker | undefined;
   try {
     const iterator = requests[Symbol.asyncIterator]();
     for (;;) {
@@ -90,8 +94,12 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
         }
       }
       if (!opened) throw invalidArgument("task is required in the first message of a Push stream");
+      if (req.masks.length > 0) {
+        maskValues = addMasks(maskValues, req.masks);
+        masker = SecretMasker.create(maskValues);
+      }
       if (req.batch && req.batch.lines.length > 0) {
-        const batch = prepareBatch(req, opened, deps.limits);
+        const batch = prepareBatch(req, opened, deps.limits, masker);
         const key = opened.key;
         const arrived = performance.now();
         const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded)).then(measured(arrived));
@@ -159,7 +167,23 @@ interface PreparedBatch {
   encoded: ReturnType<typeof encodeLines>;
 }
 
-function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig): PreparedBatch {
+/** The stream's masks with `added`; errors name the entry and the limit, never the value. */
+function addMasks(current: string[], added: readonly string[]): string[] {
+  const all = [...current];
+  for (const [i, value] of added.entries()) {
+    const problem = maskProblem(`masks[${i}]`, value);
+    if (problem) throw problem.tooShort ? invalidArgument(problem.message) : resourceExhausted(problem.message);
+    if (!all.includes(value)) all.push(value);
+  }
+  if (all.length > MAX_MASKS) throw resourceExhausted(`the Push stream registered ${all.length} masks; the limit is ${MAX_MASKS}`);
+  const total = all.reduce((sum, value) => sum + Buffer.byteLength(value), 0);
+  if (total > MAX_TOTAL_MASK_BYTES) {
+    throw resourceExhausted(`the Push stream registered ${total} bytes of masks; the limit is ${MAX_TOTAL_MASK_BYTES} in all`);
+  }
+  return all;
+}
+
+function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig, masker: SecretMasker | undefined): PreparedBatch {
   const batch = req.batch;
   if (!batch) throw invalidArgument("batch is required");
   if (batch.lines.length > limits.max_lines_per_batch) {
@@ -175,6 +199,8 @@ function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig
     const l = batch.lines[i] as (typeof batch.lines)[number];
     lines[i] = { text: l.text, stream: streamFromProto(l.stream), tsMs: base + l.tsOffsetMs };
   }
+  // Masked before encoding, so a secret is never in a record; a stream without masks pays nothing per line.
+  if (masker) for (const line of lines) line.text = masker.mask(line.text);
   return { firstSeq: Number(batch.firstSeq), encoded: encodeLines(opened.task, lines, limits.max_line_bytes) };
 }
 

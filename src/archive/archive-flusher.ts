@@ -47,6 +47,8 @@ export class ArchiveFlusher {
   private readonly active = new Set<string>();
   private readonly archivedLengths = new Map<TaskKey, number>();
   private readonly dropped = new Set<TaskKey>();
+  /** Runs being deleted: not flushed, whatever commits or timers say. */
+  private readonly deleting = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -67,7 +69,9 @@ export class ArchiveFlusher {
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void {
     let soon = false;
     for (const [key, state] of states) {
-      this.active.add(splitTaskKey(key).run);
+      const run = splitTaskKey(key).run;
+      if (this.deleting.has(run)) continue;
+      this.active.add(run);
       if (state.completion && !state.archived) soon = true;
     }
     if (soon) this.kick();
@@ -81,6 +85,20 @@ export class ArchiveFlusher {
   /** Resolves once no flush is running or asked for: what tests and shutdown wait on. */
   async idle(): Promise<void> {
     for (let i = 0; i < 1000 && this.running; i++) await this.running;
+  }
+
+  /** Stops flushing a run that is being deleted, once any flush under way has finished. */
+  async hold(runId: string): Promise<void> {
+    this.deleting.add(runId);
+    this.active.delete(runId);
+    await this.idle();
+  }
+
+  /** The run is deleted: forget it (or, when its deletion failed, flush it again). */
+  release(runId: string, deleted: boolean): void {
+    this.deleting.delete(runId);
+    if (deleted) this.forget(runId);
+    else this.active.add(runId);
   }
 
   async stop(): Promise<void> {
@@ -108,6 +126,7 @@ export class ArchiveFlusher {
   private async flushAll(): Promise<void> {
     for (const runId of [...this.active]) {
       if (this.stopped) return;
+      if (this.deleting.has(runId)) continue;
       try {
         if (await this.flushRun(runId)) this.forget(runId);
       } catch (err) {
@@ -166,9 +185,19 @@ export class ArchiveFlusher {
     for (const task of names) {
       const state = await this.o.registry.load(taskKey(runId, task));
       if (!state) continue;
-      let end = await this.archivedLength(runId, task);
+      // Bytes dropped under the size cap before they were archived are not archived either.
+      let end = Math.max(await this.archivedLength(runId, task), state.retainedFrom ?? 0);
       while (end < state.length && !state.archived) {
-        const segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        let segment: Awaited<ReturnType<typeof uploadSegment>>;
+        try {
+          segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        } catch (err) {
+          // The size cap dropped these bytes while they were being read: go on from where the log now begins.
+          const retainedFrom = (await this.o.registry.load(taskKey(runId, task)))?.retainedFrom ?? 0;
+          if (retainedFrom <= end) throw err;
+          end = retainedFrom;
+          continue;
+        }
         await this.o.ledger.addSegment(runId, segment);
         end = segment.members.plainEnd;
         this.archivedLengths.set(taskKey(runId, task), end);

@@ -1,6 +1,12 @@
 import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { AdminService, RotateKeysRequestSchema, RotateKeysResponseSchema } from "../../gen/joblog/v1/admin_pb.js";
+import {
+  AdminService,
+  DeleteRunRequestSchema,
+  DeleteRunResponseSchema,
+  RotateKeysRequestSchema,
+  RotateKeysResponseSchema,
+} from "../../gen/joblog/v1/admin_pb.js";
 import {
   CompleteRunRequestSchema,
   CompleteRunResponseSchema,
@@ -114,6 +120,12 @@ export class LeaderClient {
   rotateKeys(options?: CallOptions) {
     const method = `/${AdminService.typeName}/${AdminService.method.rotateKeys.name}`;
     return this.unary(method, RotateKeysRequestSchema, RotateKeysResponseSchema, {}, { timeoutMs: 3_600_000, ...options });
+  }
+
+  /** AdminService.DeleteRun: deletes a completed run's logs, keys and archive objects; allowed 10 minutes unless told otherwise. */
+  deleteRun(request: MessageInitShape<typeof DeleteRunRequestSchema>, options?: CallOptions) {
+    const method = `/${AdminService.typeName}/${AdminService.method.deleteRun.name}`;
+    return this.unary(method, DeleteRunRequestSchema, DeleteRunResponseSchema, request, { timeoutMs: 600_000, ...options });
   }
 
   push(): PushCall {

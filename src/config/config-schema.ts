@@ -213,6 +213,31 @@ export const uiSchema = z
   })
   .prefault({});
 
+export const retentionSchema = z
+  .strictObject({
+    /**
+     * Completed runs that ended more than this many days ago are deleted — logs,
+     * data keys, archive objects — as `joblog runs delete` does. 0 (the default)
+     * keeps runs forever. Fractions are allowed.
+     */
+    days: z.number().min(0).default(0),
+    /** How often the retention sweep looks for expired runs. */
+    sweep_interval_seconds: positiveInt().default(3600),
+    /** Runs one sweep deletes at most (it examines at most 20 times as many): the rest wait for the next sweep. */
+    max_runs_per_sweep: positiveInt().default(100),
+    /**
+     * Per-task size cap: past it the leader drops the task's oldest chunks, keeping
+     * the newest output (the end of a failing build is what people need); offsets
+     * stay as they were. 1 GiB by default.
+     */
+    max_task_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .default(1024 * 1024 * 1024),
+  })
+  .prefault({});
+
 // --- log_storage: the archive tier (the published block of Design S, plus joblog's own knobs) ---
 
 /** An object-key prefix: path segments of safe characters, so no key escapes it. */
@@ -308,6 +333,7 @@ export const configSchema = z.strictObject({
   search: searchSchema,
   ui: uiSchema,
   log_storage: logStorageSchema,
+  retention: retentionSchema,
 });
 
 export type JoblogConfig = z.infer<typeof configSchema>;
@@ -316,3 +342,4 @@ export type LimitsConfig = JoblogConfig["limits"];
 export type EncryptionConfig = JoblogConfig["encryption"];
 export type SearchConfig = JoblogConfig["search"];
 export type LogStorageConfig = JoblogConfig["log_storage"];
+export type RetentionConfig = JoblogConfig["retention"];

@@ -18,12 +18,15 @@ import type { JoblogConfig } from "../config/config-schema.js";
 import { ChunkThread } from "../crypto/chunk-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
+import { TaskSizeCap } from "../ingest/task-size-cap.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
 import { createLeaderLog, type LeaderLog } from "../ops/leader-log.js";
 import { LeaderMetrics } from "../ops/leader-metrics.js";
 import { Readiness, type ReadinessCheck } from "../ops/readiness.js";
 import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
+import { RetentionSweep } from "../runs/retention-sweep.js";
+import { RunDeletion } from "../runs/run-deletion.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
 import { LogStore } from "../store/log-store.js";
@@ -93,15 +96,18 @@ export async function startLeader(
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
   let archive: Archive | undefined;
+  let sizeCap: TaskSizeCap | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {
     sync,
     chunkBytes: config.storage.chunk_bytes,
     onCommitted: (appends, states) => {
       hub.publish(appends, states);
       archive?.committed(states);
+      sizeCap?.committed(states);
     },
     warn: log,
   });
+  sizeCap = new TaskSizeCap({ store: logStore, registry, queue, maxTaskBytes: config.retention.max_task_bytes, log });
   const directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
@@ -125,6 +131,8 @@ export async function startLeader(
   const legacy =
     config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
   const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
+
+  const deletion = new RunDeletion({ directory, meta, store: logStore, registry, keys: runKeys.keys, archive, sync, log });
 
   const shutdown = new AbortController();
   // Every open Push stream, tail and WebSocket listens for shutdown: thousands is normal, not a leak.
@@ -162,7 +170,7 @@ export async function startLeader(
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
-      router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
+      router.service(AdminService, createAdminService({ keys: runKeys.keys, deletion, log }));
       router.service(
         Health,
         createHealthService({
@@ -228,17 +236,21 @@ export async function startLeader(
     directory.completeIdleRuns().catch((err: unknown) => log("idle run sweep failed", err));
   }, sweepEvery);
   sweeper.unref();
+  const retention = new RetentionSweep({ meta, deletion, log }, config.retention);
+  retention.start();
 
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(sweeper);
     readiness.markStopping();
+    await retention.stop();
     shutdown.abort();
     hub.close();
     listener.stopAccepting();
     const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    await sizeCap.idle();
     await archive?.stop();
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));

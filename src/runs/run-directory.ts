@@ -223,6 +223,23 @@ export class RunDirectory {
     });
   }
 
+  /**
+   * Runs `fn` on a completed run with the run's lock held, so no task of it is
+   * opened meanwhile: what deleting a run needs. NOT_FOUND when there is no such
+   * run; FAILED_PRECONDITION while it is running (workers may still be streaming).
+   */
+  withCompletedRun<T>(runId: string, fn: (record: RunRecord) => Promise<T>): Promise<T> {
+    return this.lock.run(runId, async () => {
+      if (this.open.has(runId)) {
+        throw failedPrecondition(`run ${runId} is still running; complete it first (CompleteRun, joblog runs complete), then delete it`);
+      }
+      const record = await this.meta.getRun(runId);
+      if (!record) throw notFound(`run ${runId} not found`);
+      if (record.state !== "completed") throw failedPrecondition(`run ${runId} is still running; complete it first, then delete it`);
+      return fn(record);
+    });
+  }
+
   /** Completes runs whose tasks are all complete and that stayed idle past the timeout. */
   async completeIdleRuns(): Promise<string[]> {
     const timeout = this.options.idleTimeoutMs;

@@ -3,6 +3,7 @@ import { Result, Stream, TaskState } from "../../gen/joblog/v1/log_pb.js";
 import { grpcCode, LeaderClient } from "../client/leader-client.js";
 import { identifierProblem } from "../ids/identifiers.js";
 import { truncateLine } from "../lines/line-limit.js";
+import { SecretMasker } from "../lines/secret-masker.js";
 import { Backoff, sleep } from "./backoff.js";
 import { PendingLines } from "./pending-lines.js";
 
@@ -51,6 +52,12 @@ export interface TaskLogWriterOptions {
   workspace?: string;
   workflow?: string;
   settings?: Partial<WriterSettings>;
+  /**
+   * Secret values replaced by `***` (with their URL-encoded and base64 forms) in
+   * every line before it leaves this process; also registered with the leader,
+   * which masks again before storing. Each at least 4 bytes.
+   */
+  masks?: readonly string[];
   /** Told about each failed attempt before the writer backs off and retries. */
   onRetry?: (err: unknown, delayMs: number) => void;
 }
@@ -89,6 +96,7 @@ export class TaskLogWriter {
   private readonly client: LeaderClient;
   private readonly ownsClient: boolean;
   private readonly pending: PendingLines;
+  private readonly masker: SecretMasker | undefined;
   private outcome: TaskOutcome | undefined;
   private completed = false;
   private failure: Error | undefined;
@@ -105,6 +113,7 @@ export class TaskLogWriter {
   private constructor(private readonly options: TaskLogWriterOptions) {
     this.settings = { ...DEFAULT_WRITER_SETTINGS, ...options.settings };
     this.pending = new PendingLines(this.settings.bufferMaxBytes);
+    this.masker = SecretMasker.create(options.masks ?? []);
     this.ownsClient = typeof options.leader === "string";
     this.client = typeof options.leader === "string" ? new LeaderClient(options.leader) : options.leader;
     this.loop = this.run();
@@ -123,6 +132,11 @@ export class TaskLogWriter {
       if (problem) throw new TaskLogRefusedError(problem, status.INVALID_ARGUMENT);
     }
     if (options.task === "_server") throw new TaskLogRefusedError("task _server is written by the leader only", status.PERMISSION_DENIED);
+    try {
+      SecretMasker.create(options.masks ?? []);
+    } catch (err) {
+      throw new TaskLogRefusedError((err as Error).message, status.INVALID_ARGUMENT);
+    }
     return new TaskLogWriter(options);
   }
 
@@ -138,7 +152,9 @@ export class TaskLogWriter {
   write(stream: OutputStream, text: string | Uint8Array, tsMs = Date.now()): boolean {
     if (this.failure) throw this.failure;
     if (this.outcome) throw new Error("write after complete()");
-    const raw = typeof text === "string" ? Buffer.from(text) : text;
+    const captured = typeof text === "string" ? Buffer.from(text) : text;
+    // Lines arrive whole, so a secret split across two pipe reads is masked here all the same; before the cut, so no part of one survives it.
+    const raw = this.masker ? this.masker.mask(captured) : captured;
     const hasRoom = this.pending.add(
       stream === "stderr" ? Stream.STDERR : Stream.STDOUT,
       truncateLine(raw, this.settings.maxLineBytes),
@@ -294,7 +310,7 @@ export class TaskLogWriter {
         if (flushNow) break;
         if (batch || completeNow || first) {
           const ok = call.write({
-            ...(first ? { task: ref } : {}),
+            ...(first ? { task: ref, masks: [...(this.options.masks ?? [])] } : {}),
             ...(batch ? { batch: batch.message } : {}),
             ...(completeNow ? { complete: completionOf(this.outcome as TaskOutcome) } : {}),
           });

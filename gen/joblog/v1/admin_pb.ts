@@ -10,7 +10,50 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file joblog/v1/admin.proto.
  */
 export const file_joblog_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVqb2Jsb2cvdjEvYWRtaW4ucHJvdG8SCWpvYmxvZy52MSITChFSb3RhdGVLZXlzUmVxdWVzdCJMChJSb3RhdGVLZXlzUmVzcG9uc2USEQoJcmV3cmFwcGVkGAEgASgEEhEKCXVuY2hhbmdlZBgCIAEoBBIQCghwcm92aWRlchgDIAEoCTJZCgxBZG1pblNlcnZpY2USSQoKUm90YXRlS2V5cxIcLmpvYmxvZy52MS5Sb3RhdGVLZXlzUmVxdWVzdBodLmpvYmxvZy52MS5Sb3RhdGVLZXlzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChVqb2Jsb2cvdjEvYWRtaW4ucHJvdG8SCWpvYmxvZy52MSIiChBEZWxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSI7ChFEZWxldGVSdW5SZXNwb25zZRINCgV0YXNrcxgBIAEoDRIXCg9hcmNoaXZlX29iamVjdHMYAiABKA0iEwoRUm90YXRlS2V5c1JlcXVlc3QiTAoSUm90YXRlS2V5c1Jlc3BvbnNlEhEKCXJld3JhcHBlZBgBIAEoBBIRCgl1bmNoYW5nZWQYAiABKAQSEAoIcHJvdmlkZXIYAyABKAkyoQEKDEFkbWluU2VydmljZRJJCgpSb3RhdGVLZXlzEhwuam9ibG9nLnYxLlJvdGF0ZUtleXNSZXF1ZXN0Gh0uam9ibG9nLnYxLlJvdGF0ZUtleXNSZXNwb25zZRJGCglEZWxldGVSdW4SGy5qb2Jsb2cudjEuRGVsZXRlUnVuUmVxdWVzdBocLmpvYmxvZy52MS5EZWxldGVSdW5SZXNwb25zZWIGcHJvdG8z");
+
+/**
+ * @generated from message joblog.v1.DeleteRunRequest
+ */
+export type DeleteRunRequest = Message<"joblog.v1.DeleteRunRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message joblog.v1.DeleteRunRequest.
+ * Use `create(DeleteRunRequestSchema)` to create a new message.
+ */
+export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 0);
+
+/**
+ * @generated from message joblog.v1.DeleteRunResponse
+ */
+export type DeleteRunResponse = Message<"joblog.v1.DeleteRunResponse"> & {
+  /**
+   * Task logs removed, counting `_run` and `_server`.
+   *
+   * @generated from field: uint32 tasks = 1;
+   */
+  tasks: number;
+
+  /**
+   * Archive objects removed.
+   *
+   * @generated from field: uint32 archive_objects = 2;
+   */
+  archiveObjects: number;
+};
+
+/**
+ * Describes the message joblog.v1.DeleteRunResponse.
+ * Use `create(DeleteRunResponseSchema)` to create a new message.
+ */
+export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 1);
 
 /**
  * @generated from message joblog.v1.RotateKeysRequest
@@ -23,7 +66,7 @@ export type RotateKeysRequest = Message<"joblog.v1.RotateKeysRequest"> & {
  * Use `create(RotateKeysRequestSchema)` to create a new message.
  */
 export const RotateKeysRequestSchema: GenMessage<RotateKeysRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_admin, 0);
+  messageDesc(file_joblog_v1_admin, 2);
 
 /**
  * @generated from message joblog.v1.RotateKeysResponse
@@ -56,7 +99,7 @@ export type RotateKeysResponse = Message<"joblog.v1.RotateKeysResponse"> & {
  * Use `create(RotateKeysResponseSchema)` to create a new message.
  */
 export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_admin, 1);
+  messageDesc(file_joblog_v1_admin, 3);
 
 /**
  * AdminService holds operations on the leader itself, for operators rather
@@ -81,6 +124,28 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateKeysRequestSchema;
     output: typeof RotateKeysResponseSchema;
+  },
+  /**
+   * Deletes a completed run for good, in this order: its archive objects
+   * (segments, the run's object and its index) and the archive's records of
+   * them; its wrapped data keys and nonce leases (whatever of it might remain
+   * can no longer be decrypted); its chunks and task states in the log store;
+   * last its records in the metadata store, so the run stays listed until
+   * everything else is gone and a deletion cut short by a crash or an archive
+   * outage is finished by asking again. Afterwards nothing of the run is
+   * readable or listed. A run still running is refused: complete it first
+   * (CompleteRun), so no worker is cut off mid-stream. The leader also deletes
+   * completed runs older than its `retention.days` this way, on a timer.
+   * Errors: NOT_FOUND (run), FAILED_PRECONDITION (run still running),
+   * INVALID_ARGUMENT (run_id), UNAVAILABLE (the archive cannot be reached;
+   * nothing of the run was removed from the leader's stores yet, ask again).
+   *
+   * @generated from rpc joblog.v1.AdminService.DeleteRun
+   */
+  deleteRun: {
+    methodKind: "unary";
+    input: typeof DeleteRunRequestSchema;
+    output: typeof DeleteRunResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_joblog_v1_admin, 0);
