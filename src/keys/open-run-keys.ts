@@ -22,8 +22,20 @@ export async function openRunKeys(
     cacheMaxAgeMs: config.data_key_cache_max_age_seconds * 1000,
     ...(options.onOutageEnded ? { onOutageEnded: options.onOutageEnded } : {}),
   };
-  let provider: KeyProvider;
-  let close = () => {};
+  const { provider, close } = await openKeyProvider(config, dataDir, async () => !(await hasStoredDataKeys(kv)));
+  return { keys: new RunKeys(kv, provider, settings), close };
+}
+
+/**
+ * The key provider the configuration names. A local master key file is created only
+ * when `mayCreate` says so (a store with no data keys yet): otherwise a missing file
+ * is an error naming it.
+ */
+export async function openKeyProvider(
+  config: EncryptionConfig,
+  dataDir: string,
+  mayCreate: () => Promise<boolean>,
+): Promise<{ provider: KeyProvider; close(): void }> {
   if (config.provider === "aws") {
     const aws = new AwsKeyProvider({
       keyId: config.aws.key_id,
@@ -31,11 +43,8 @@ export async function openRunKeys(
       endpoint: config.aws.endpoint || undefined,
       timeoutMs: config.aws.timeout_ms,
     });
-    provider = aws;
-    close = () => aws.close();
-  } else {
-    const file = config.master_key_file || join(dataDir, "master.key");
-    provider = await LocalKeyProvider.open(file, !(await hasStoredDataKeys(kv)));
+    return { provider: aws, close: () => aws.close() };
   }
-  return { keys: new RunKeys(kv, provider, settings), close };
+  const file = config.master_key_file || join(dataDir, "master.key");
+  return { provider: await LocalKeyProvider.open(file, await mayCreate()), close: () => {} };
 }
