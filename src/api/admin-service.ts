@@ -2,12 +2,15 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { type AdminService, RotateKeysResponseSchema } from "../../gen/joblog/v1/admin_pb.js";
 import type { RunKeys } from "../keys/run-keys.js";
+import { type BackupHandlerDeps, handleBackup } from "./backup-handler.js";
 import { toConnectError } from "./error-mapping.js";
 
 export interface AdminServiceDeps {
   keys: RunKeys;
   /** The leader's log: operator actions are noted there. */
   log: (message: string, err?: unknown) => void;
+  /** The live stores to back up. */
+  backup: Omit<BackupHandlerDeps, "log">;
 }
 
 /** Operator actions on the leader itself. */
@@ -26,5 +29,6 @@ export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof A
         throw toConnectError(err, deps.log);
       }
     },
+    backup: (request, context) => handleBackup({ ...deps.backup, log: deps.log }, request, context),
   };
 }

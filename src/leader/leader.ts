@@ -139,7 +139,14 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
-      router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
+      router.service(
+        AdminService,
+        createAdminService({
+          keys: runKeys.keys,
+          log,
+          backup: { stores: { logKv, metaKv, writes: directory.writes }, shutdown: shutdown.signal },
+        }),
+      );
       registerServerReflection(router, [LogService, AdminService]);
     },
     readMaxBytes: config.limits.max_message_bytes,
