@@ -51,8 +51,9 @@ export async function restoreBackup(target: BackupTarget, options: RestoreOption
         dataKeys.push(decodeDataKeyRecord(value));
     },
   });
-  const existing = await checkDataDir(dataDir, options);
+  const existing = await storesToReplace(dataDir, options);
   await checkKeys(dataKeys, manifest, options.encryption, dataDir);
+  await ensureUnused(dataDir, existing);
 
   const staging = join(dataDir, `.restore-${randomBytes(6).toString("hex")}`);
   await mkdir(staging, { recursive: true });
@@ -102,10 +103,10 @@ export async function restoreBackup(target: BackupTarget, options: RestoreOption
 }
 
 /**
- * The data directory must hold no stores (a master key file may be there already),
- * unless `force`; then its stores must not be in use by a leader. Returns the stores it has.
+ * The data directory must hold nothing but a master key file, unless `force`.
+ * Returns the stores it has (which `force` replaces).
  */
-async function checkDataDir(dataDir: string, options: RestoreOptions): Promise<string[]> {
+async function storesToReplace(dataDir: string, options: RestoreOptions): Promise<string[]> {
   const keyFile = options.encryption.master_key_file ? resolve(options.encryption.master_key_file) : join(dataDir, "master.key");
   const entries = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === "ENOENT") return [];
@@ -118,13 +119,15 @@ async function checkDataDir(dataDir: string, options: RestoreOptions): Promise<s
       `the data directory ${dataDir} is not empty (it holds ${others.slice(0, 5).join(", ")}${others.length > 5 ? ", …" : ""}); restore into an empty directory, or pass --force to replace its stores`,
     );
   }
-  const stores = others.filter((name) => (BACKUP_STORES as readonly string[]).includes(name));
+  return others.filter((name) => (BACKUP_STORES as readonly string[]).includes(name));
+}
+
+/** Stores about to be replaced must not be held by a leader: opening takes RocksDB's lock, which a running one holds. */
+async function ensureUnused(dataDir: string, stores: string[]): Promise<void> {
   for (const store of stores) {
-    // Opening takes RocksDB's lock: a running leader makes this fail, and nothing is moved.
     const kv = await KvStore.open(join(dataDir, store), { compression: store === "meta" });
     await kv.close();
   }
-  return stores;
 }
 
 /** Every wrapped data key of the backup must unwrap with the configured provider. */
