@@ -76,6 +76,7 @@ export async function writeBackup(
             }
             records++;
             if (pieceBytes >= PIECE_BYTES) {
+              options.signal?.throwIfAborted();
               const out = Buffer.concat(piece, pieceBytes);
               piece = [];
               pieceBytes = 0;
