@@ -41,6 +41,17 @@ function openError(location: string, err: unknown): Error {
   return new Error(`cannot open ${location}: ${cause}`, { cause: err });
 }
 
+type Iterator = ReturnType<InstanceType<typeof rocksdb.RocksLevel>["iterator"]>;
+
+/** An iterator's entries, fetched `pageSize` at a time. */
+async function* pages(it: Iterator, pageSize: number): AsyncGenerator<[Buffer, Buffer]> {
+  for (;;) {
+    const page = await it.nextv(pageSize);
+    if (page.length === 0) return;
+    yield* page;
+  }
+}
+
 // Buffer encodings everywhere: the binding's default utf8 silently mangles binary values.
 const BUFFERS = { keyEncoding: "buffer", valueEncoding: "buffer" } as const;
 
@@ -108,11 +119,7 @@ export class KvStore {
   async *entries(range: KvRange, pageSize = 64): AsyncGenerator<[Buffer, Buffer]> {
     const it = this.db.iterator({ ...range, ...BUFFERS });
     try {
-      for (;;) {
-        const page = await it.nextv(pageSize);
-        if (page.length === 0) return;
-        yield* page;
-      }
+      yield* pages(it, pageSize);
     } finally {
       await it.close();
     }
@@ -135,11 +142,7 @@ export class KvStore {
     return {
       async *entries(pageSize = 256) {
         try {
-          for (;;) {
-            const page = await it.nextv(pageSize);
-            if (page.length === 0) return;
-            yield* page;
-          }
+          yield* pages(it, pageSize);
         } finally {
           await close();
         }
