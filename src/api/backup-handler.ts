@@ -16,6 +16,10 @@ export interface BackupHandlerDeps {
   log: (message: string, err?: unknown) => void;
 }
 
+/** Bounds of a data file's size: a few KiB keeps tests small; S3 takes objects up to 5 TiB, 4 GiB keeps a file's check short. */
+const MIN_PART_BYTES = 4096;
+const MAX_PART_BYTES = 4 * 1024 ** 3;
+
 /** Progress messages go out at most this often; the backup itself never waits for the client. */
 const PROGRESS_INTERVAL_MS = 250;
 
@@ -32,6 +36,11 @@ export async function* handleBackup(
     if (request.target === "") throw invalidArgument("target is required: a directory on the leader's machine or s3://bucket/prefix");
     if (!request.target.startsWith("s3://") && !request.target.startsWith("/")) {
       throw invalidArgument(`target ${request.target} must be an absolute directory on the leader's machine or s3://bucket/prefix`);
+    }
+    if (request.partBytes !== 0n && (request.partBytes < BigInt(MIN_PART_BYTES) || request.partBytes > BigInt(MAX_PART_BYTES))) {
+      throw invalidArgument(
+        `part_bytes must be 0 (the default) or between ${MIN_PART_BYTES} and ${MAX_PART_BYTES}, not ${request.partBytes}`,
+      );
     }
     try {
       target = openBackupTarget(request.target, { s3: { endpoint: request.s3Endpoint, region: request.s3Region }, signal });

@@ -71,6 +71,13 @@ describe("refusals", () => {
     const relative = await rejection(backupThrough(client, "backups/today"));
     expect(grpcCode(relative)).toBe(status.INVALID_ARGUMENT);
     expect(relative.message).toContain("target backups/today must be an absolute directory");
+    const tiny = await rejection(
+      (async () => {
+        for await (const _ of client.backup({ target: join(dir, "tiny"), partBytes: 10n }));
+      })(),
+    );
+    expect(grpcCode(tiny)).toBe(status.INVALID_ARGUMENT);
+    expect(tiny.message).toContain("part_bytes must be 0 (the default) or between 4096 and");
   });
 
   test("a corrupted, truncated or unfinished backup is refused by verify and restore, naming the file; nothing is written", async () => {

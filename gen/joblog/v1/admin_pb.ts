@@ -87,7 +87,8 @@ export type BackupRequest = Message<"joblog.v1.BackupRequest"> & {
   s3Region: string;
 
   /**
-   * A store's data is cut into a new file after this many bytes; 0 = 256 MiB.
+   * A store's data is cut into a new file after this many bytes: 0 (256 MiB)
+   * or 4096 to 4 GiB.
    *
    * @generated from field: uint64 part_bytes = 4;
    */

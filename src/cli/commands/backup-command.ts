@@ -48,7 +48,9 @@ export function registerBackup(program: Command, defaultLeader: string): void {
       .option("--part-mb <n>", "cut each store's data into files of this many MiB", "256"),
   ).action(async (opts: S3Options & { to?: string; leader: string; data?: string; partMb: string }) => {
     if (!opts.to) throw new Error("--to is required: an empty directory or s3://bucket/prefix");
-    const partBytes = parseCount(opts.partMb, "--part-mb") * 1024 * 1024;
+    const partMb = parseCount(opts.partMb, "--part-mb");
+    if (partMb > 4096) throw new Error(`--part-mb must be at most 4096 (4 GiB), not ${partMb}`);
+    const partBytes = partMb * 1024 * 1024;
     // A directory is named to the leader as an absolute path, resolved here.
     const to = opts.to.startsWith("s3://") ? opts.to : resolve(opts.to);
     const line = createProgressLine("backup");
