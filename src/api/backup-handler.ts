@@ -43,7 +43,9 @@ export async function* handleBackup(
       );
     }
     try {
-      target = openBackupTarget(request.target, { s3: { endpoint: request.s3Endpoint, region: request.s3Region }, signal });
+      // Without the abort signal: a cancelled backup still needs the target to delete what it wrote.
+      // It stops at its next piece (1 MiB) instead.
+      target = openBackupTarget(request.target, { s3: { endpoint: request.s3Endpoint, region: request.s3Region } });
     } catch (err) {
       throw invalidArgument(`target: ${(err as Error).message}`);
     }
