@@ -5,6 +5,7 @@ import { invalidArgument } from "../errors/domain-error.js";
 import { identifierProblem } from "../ids/identifiers.js";
 import type { RunKeys } from "../keys/run-keys.js";
 import type { RunDeletion } from "../runs/run-deletion.js";
+import { type BackupHandlerDeps, handleBackup } from "./backup-handler.js";
 import { toConnectError } from "./error-mapping.js";
 
 export interface AdminServiceDeps {
@@ -13,6 +14,8 @@ export interface AdminServiceDeps {
   deletion: RunDeletion;
   /** The leader's log: operator actions are noted there. */
   log: (message: string, err?: unknown) => void;
+  /** The live stores to back up. */
+  backup: Omit<BackupHandlerDeps, "log">;
 }
 
 /** Operator actions on the leader itself. */
@@ -42,5 +45,6 @@ export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof A
         throw toConnectError(err, deps.log);
       }
     },
+    backup: (request, context) => handleBackup({ ...deps.backup, log: deps.log }, request, context),
   };
 }

@@ -2,6 +2,9 @@ import { create, type DescMessage, fromBinary, type MessageInitShape, type Messa
 import * as grpc from "@grpc/grpc-js";
 import {
   AdminService,
+  BackupRequestSchema,
+  type BackupResponse,
+  BackupResponseSchema,
   DeleteRunRequestSchema,
   DeleteRunResponseSchema,
   RotateKeysRequestSchema,
@@ -173,19 +176,35 @@ export class LeaderClient {
   }
 
   /** Streams a task log; breaking out of the loop or aborting `signal` cancels the call. */
-  async *tail(request: MessageInitShape<typeof TailRequestSchema>, options?: CallOptions): AsyncGenerator<TailResponse> {
+  tail(request: MessageInitShape<typeof TailRequestSchema>, options?: CallOptions): AsyncGenerator<TailResponse> {
+    return this.serverStream(path("tail"), TailRequestSchema, TailResponseSchema, request, options);
+  }
+
+  /** AdminService.Backup: progress of an online backup, then its summary; cancelling stops the backup. */
+  backup(request: MessageInitShape<typeof BackupRequestSchema>, options?: CallOptions): AsyncGenerator<BackupResponse> {
+    const method = `/${AdminService.typeName}/${AdminService.method.backup.name}`;
+    return this.serverStream(method, BackupRequestSchema, BackupResponseSchema, request, options);
+  }
+
+  private async *serverStream<I extends DescMessage, O extends DescMessage>(
+    method: string,
+    input: I,
+    output: O,
+    request: MessageInitShape<I>,
+    options?: CallOptions,
+  ): AsyncGenerator<MessageShape<O>> {
     const call = this.client.makeServerStreamRequest(
-      path("tail"),
-      serializer(TailRequestSchema),
-      deserializer(TailResponseSchema),
-      create(TailRequestSchema, request),
+      method,
+      serializer(input),
+      deserializer(output),
+      create(input, request),
       new grpc.Metadata(),
       {},
     );
     const onAbort = () => call.cancel();
     options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      for await (const message of call as AsyncIterable<TailResponse>) yield message;
+      for await (const message of call as AsyncIterable<MessageShape<O>>) yield message;
     } catch (err) {
       throw withReadableDetails(err);
     } finally {

@@ -24,23 +24,31 @@ export async function openRunKeys(
     cacheMaxAgeMs: config.data_key_cache_max_age_seconds * 1000,
     ...(options.onOutageEnded ? { onOutageEnded: options.onOutageEnded } : {}),
   };
-  let provider: KeyProvider;
-  let close = () => {};
-  let probe: ((signal: AbortSignal) => Promise<void>) | undefined;
+  const { provider, close, probe } = await openKeyProvider(config, dataDir, async () => !(await hasStoredDataKeys(kv)), options.onKmsCall);
+  return { keys: new RunKeys(kv, provider, settings), close, ...(probe ? { probe } : {}) };
+}
+
+/**
+ * The key provider the configuration names. A local master key file is created only
+ * when `mayCreate` says so (a store with no data keys yet): otherwise a missing file
+ * is an error naming it.
+ */
+export async function openKeyProvider(
+  config: EncryptionConfig,
+  dataDir: string,
+  mayCreate: () => Promise<boolean>,
+  onKmsCall?: (operation: string, outcome: KmsCallOutcome) => void,
+): Promise<{ provider: KeyProvider; close(): void; probe?: (signal: AbortSignal) => Promise<void> }> {
   if (config.provider === "aws") {
     const aws = new AwsKeyProvider({
       keyId: config.aws.key_id,
       region: config.aws.region || undefined,
       endpoint: config.aws.endpoint || undefined,
       timeoutMs: config.aws.timeout_ms,
-      onCall: options.onKmsCall,
+      onCall: onKmsCall,
     });
-    provider = aws;
-    close = () => aws.close();
-    probe = (signal) => aws.probe(signal);
-  } else {
-    const file = config.master_key_file || join(dataDir, "master.key");
-    provider = await LocalKeyProvider.open(file, !(await hasStoredDataKeys(kv)));
+    return { provider: aws, close: () => aws.close(), probe: (signal) => aws.probe(signal) };
   }
-  return { keys: new RunKeys(kv, provider, settings), close, ...(probe ? { probe } : {}) };
+  const file = config.master_key_file || join(dataDir, "master.key");
+  return { provider: await LocalKeyProvider.open(file, await mayCreate()), close: () => {} };
 }

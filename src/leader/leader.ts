@@ -170,7 +170,15 @@ export async function startLeader(
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
-      router.service(AdminService, createAdminService({ keys: runKeys.keys, deletion, log }));
+      router.service(
+        AdminService,
+        createAdminService({
+          keys: runKeys.keys,
+          deletion,
+          log,
+          backup: { stores: { logKv, metaKv, writes: directory.writes }, shutdown: shutdown.signal },
+        }),
+      );
       router.service(
         Health,
         createHealthService({
