@@ -7,6 +7,8 @@ import { registerRead } from "./commands/read-command.js";
 import { registerRun } from "./commands/run-command.js";
 import { registerRuns } from "./commands/runs-command.js";
 import { registerTail } from "./commands/tail-command.js";
+import { registerTokens } from "./commands/tokens-command.js";
+import { registerConnectionOptions, useConnectionFlags } from "./leader-connection.js";
 
 const defaultLeader = process.env.JOBLOG_LEADER || DEFAULT_LEADER;
 
@@ -19,7 +21,9 @@ const program = new Command("joblog")
 let active: Command | undefined;
 program.hook("preAction", (_program, actionCommand) => {
   active = actionCommand;
+  useConnectionFlags(actionCommand);
 });
+registerConnectionOptions(program);
 
 registerLeader(program);
 registerRun(program, defaultLeader);
@@ -27,6 +31,7 @@ registerRead(program, defaultLeader);
 registerTail(program, defaultLeader);
 registerRuns(program, defaultLeader);
 registerKeys(program, defaultLeader);
+registerTokens(program);
 
 try {
   await program.parseAsync(process.argv);

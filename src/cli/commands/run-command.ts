@@ -3,6 +3,7 @@ import { loadConfig } from "../../config/load-config.js";
 import { runCommand } from "../../worker/run-command.js";
 import { TaskLogRefusedError, TaskLogWriter } from "../../worker/task-log-writer.js";
 import { CliError, describeError } from "../cli-errors.js";
+import { currentConnection } from "../leader-connection.js";
 
 interface RunOptions {
   leader: string;
@@ -41,6 +42,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
       try {
         writer = TaskLogWriter.open({
           leader: opts.leader,
+          connection: currentConnection(),
           runId: opts.run,
           task: opts.task,
           ...(opts.workspace ? { workspace: opts.workspace } : {}),
