@@ -4,8 +4,9 @@ import { refuseUpgrade } from "../api/compat-websocket.js";
 import { type ErrorLogger, toHttpError } from "../api/error-mapping.js";
 import type { NodeHandlerFn } from "../api/http-routes.js";
 import type { UpgradeHandler } from "../api/listener.js";
-import type { AccessControl } from "./access-control.js";
+import type { AccessControl, Principal } from "./access-control.js";
 import { httpRule } from "./access-rules.js";
+import type { StreamQuota } from "./stream-quota.js";
 
 /** Why a request was refused: the HTTP status Connect gives the code, and the message. */
 export interface HttpRefusal {
@@ -16,39 +17,42 @@ export interface HttpRefusal {
 
 /**
  * Checks a plain HTTP request (the `/api/…` routes, the WebSocket route, the UI)
- * against the HTTP rule table: undefined when it may go on, else the refusal
+ * against the HTTP rule table: the caller when it may go on, else the refusal
  * (401 without a valid token, 403 for a role or scope that does not fit).
  */
-export async function checkHttpRequest(
+export async function authorizeHttpRequest(
   access: AccessControl,
   req: Pick<http.IncomingMessage, "url" | "method" | "headers">,
   log: ErrorLogger,
-): Promise<HttpRefusal | undefined> {
-  if (!access.enabled) return undefined;
+): Promise<{ principal: Principal } | { refusal: HttpRefusal }> {
   const pathname = new URL(req.url ?? "/", "http://leader").pathname;
   const rule = httpRule(pathname);
   try {
     const principal = access.authenticate(req.headers.authorization, rule.need, `${req.method ?? "GET"} ${pathname}`);
     const segment = rule.runGroup === undefined ? undefined : rule.path.exec(pathname)?.[rule.runGroup];
-    if (segment !== undefined) await access.checkRun(principal, pathId("run_id", segment));
-    return undefined;
+    if (segment !== undefined && access.enabled) await access.checkRun(principal, pathId("run_id", segment));
+    return { principal };
   } catch (err) {
-    const { status, message } = toHttpError(err, log);
-    // RFC 6750: a 401 says which scheme to use.
-    const headers: Record<string, string> = status === 401 ? { "www-authenticate": 'Bearer realm="joblog"' } : {};
-    return { status, message, headers };
+    return { refusal: refusalOf(err, log) };
   }
+}
+
+function refusalOf(err: unknown, log: ErrorLogger): HttpRefusal {
+  const { status, message } = toHttpError(err, log);
+  // RFC 6750: a 401 says which scheme to use.
+  const headers: Record<string, string> = status === 401 ? { "www-authenticate": 'Bearer realm="joblog"' } : {};
+  return { status, message, headers };
 }
 
 /** The fallback HTTP handler behind the gate. */
 export function gateHttpRoutes(access: AccessControl, routes: NodeHandlerFn, log: ErrorLogger): NodeHandlerFn {
   if (!access.enabled) return routes;
   return (req, res) => {
-    checkHttpRequest(access, req, log).then(
-      (refusal) => {
-        if (!refusal) return routes(req, res);
-        for (const [name, value] of Object.entries(refusal.headers)) res.setHeader(name, value);
-        sendJson(res, refusal.status, { error: refusal.message });
+    authorizeHttpRequest(access, req, log).then(
+      (outcome) => {
+        if ("principal" in outcome) return routes(req, res);
+        for (const [name, value] of Object.entries(outcome.refusal.headers)) res.setHeader(name, value);
+        sendJson(res, outcome.refusal.status, { error: outcome.refusal.message });
       },
       (err: unknown) => {
         log("auth check failed", err);
@@ -58,13 +62,31 @@ export function gateHttpRoutes(access: AccessControl, routes: NodeHandlerFn, log
   };
 }
 
-/** The WebSocket upgrade handler behind the gate; a refusal is a plain HTTP answer before the upgrade. */
-export function gateUpgrade(access: AccessControl, upgrade: UpgradeHandler, log: ErrorLogger): UpgradeHandler {
-  if (!access.enabled) return upgrade;
+/**
+ * The WebSocket upgrade handler behind the gate; a refusal is a plain HTTP
+ * answer before the upgrade. An accepted socket holds a Tail subscription of
+ * its token (it follows every log of a run) until it closes.
+ */
+export function gateUpgrade(access: AccessControl, quota: StreamQuota, upgrade: UpgradeHandler, log: ErrorLogger): UpgradeHandler {
   return (req, socket, head) => {
     socket.on("error", () => socket.destroy());
-    checkHttpRequest(access, req, log).then(
-      (refusal) => (refusal ? refuseUpgrade(socket, refusal.status, refusal.message, refusal.headers) : upgrade(req, socket, head)),
+    authorizeHttpRequest(access, req, log).then(
+      (outcome) => {
+        if ("refusal" in outcome) {
+          refuseUpgrade(socket, outcome.refusal.status, outcome.refusal.message, outcome.refusal.headers);
+          return;
+        }
+        let release: () => void;
+        try {
+          release = quota.acquire("tail", outcome.principal);
+        } catch (err) {
+          const refusal = refusalOf(err, log);
+          refuseUpgrade(socket, refusal.status, refusal.message, refusal.headers);
+          return;
+        }
+        socket.once("close", release);
+        upgrade(req, socket, head);
+      },
       (err: unknown) => {
         log("auth check failed", err);
         refuseUpgrade(socket, 500, "internal error", {});

@@ -146,8 +146,9 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     pushes,
   });
   const access = new AccessControl(config.auth.tokens, async (runId) => (await meta.getRun(runId))?.workspace);
+  const quota = new StreamQuota(config.limits);
   const handler = connectNodeAdapter({
-    interceptors: [createRpcAuthInterceptor(access, new StreamQuota(config.limits))],
+    interceptors: [createRpcAuthInterceptor(access, quota)],
     routes: (router) => {
       router.service(LogService, service);
       router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
@@ -167,6 +168,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   });
   const logStream = gateUpgrade(
     access,
+    quota,
     createLogStreamUpgrade({
       directory,
       reader,

@@ -1,5 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import WebSocket from "ws";
 import type { TailResponse } from "../../gen/joblog/v1/log_pb.js";
 import { grpcCode, LeaderClient } from "../../src/client/leader-client.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
@@ -118,4 +119,41 @@ test("Tail subscriptions are limited per token and in total, each naming its key
   const admin = await eventually(() => openTail("admin"));
   await admin.end();
   await second.end();
+});
+
+test("a WebSocket log stream holds a Tail subscription of its token: refused with 429 at the limit, counted while open", async () => {
+  const openSocket = (token: TokenName) =>
+    new Promise<{ status: number; socket: WebSocket }>((resolve) => {
+      const socket = new WebSocket(`ws://${f.leader.address}/api/jobs/limits-run/logs/stream`, {
+        headers: { authorization: `Bearer ${tokens.plain[token]}` },
+      });
+      socket.on("error", () => undefined); // a refused handshake also reports itself as an error
+      socket.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on("end", () => {
+          expect(body).toContain("limits.max_tail_subscribers_per_token");
+          resolve({ status: res.statusCode ?? 0, socket });
+        });
+      });
+      socket.on("open", () => resolve({ status: 101, socket }));
+    });
+  const tail = await openTail("reader");
+  expect((await openSocket("reader")).status).toBe(429);
+  await tail.end();
+  const { status, socket } = await eventually(async () => {
+    const opened = await openSocket("reader");
+    if (opened.status !== 101) throw new Error(`status ${opened.status}`);
+    return opened;
+  });
+  expect(status).toBe(101);
+  const perToken = await failure(openTail("reader"));
+  expect(perToken.details).toContain("limits.max_tail_subscribers_per_token");
+  const closed = new Promise((resolve) => socket.once("close", resolve));
+  socket.close();
+  await closed;
+  const again = await eventually(() => openTail("reader"));
+  await again.end();
 });
