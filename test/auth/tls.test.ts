@@ -93,6 +93,24 @@ describe("TLS", () => {
     expect(await negotiated(plainTls, ["http/1.1"])).toBe("http/1.1");
   });
 
+  test("a client that offers no ALPN protocol is told apart by its first bytes, as on a cleartext port", async () => {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tls.connect({ host: "127.0.0.1", port: plainTls.leader.port, ca }, () => {
+        socket.write(
+          `GET /api/jobs/tls-run/steps/build/logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${tokens.plain.reader}\r\nConnection: close\r\n\r\n`,
+        );
+      });
+      let text = "";
+      socket.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toContain("over TLS");
+  });
+
   test("grpc-js reads with the CA and a token; a cleartext client or one that does not trust the CA gets no connection", async () => {
     const r = await client(plainTls, { token: tokens.plain.reader, ca }).read({ runId: "tls-run", task: "build" });
     expect(Buffer.from(r.data).toString()).toContain("over TLS");
