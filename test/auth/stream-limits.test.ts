@@ -3,9 +3,8 @@ import { afterAll, beforeAll, expect, test } from "vitest";
 import WebSocket from "ws";
 import type { TailResponse } from "../../gen/joblog/v1/log_pb.js";
 import { grpcCode, LeaderClient } from "../../src/client/leader-client.js";
-import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
-import { makeTestTokens } from "../helpers/test-tokens.js";
+import { makeTestTokens, pushWith } from "../helpers/test-tokens.js";
 
 const tokens = makeTestTokens();
 type TokenName = keyof typeof tokens.plain;
@@ -23,17 +22,7 @@ beforeAll(async () => {
     auth: { tokens: tokens.entries },
   } as Parameters<typeof startTestLeader>[0]);
   // A running task with a line: a tail's first message is that line, and it stays open after it.
-  const writer = TaskLogWriter.open({
-    leader: f.url,
-    connection: { token: tokens.plain.worker },
-    runId: "limits-run",
-    task: "build",
-    workspace: "ci",
-    settings: { batchMaxIntervalMs: 5 },
-  });
-  writer.write("stdout", "tail me");
-  await writer.flush();
-  await writer.close();
+  await pushWith(f.url, { token: tokens.plain.worker }, { runId: "limits-run", workspace: "ci" }, ["tail me"], { keepOpen: true });
 });
 
 afterAll(async () => {

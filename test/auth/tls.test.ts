@@ -6,11 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import WebSocket from "ws";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { grpcCode, LeaderClient, type LeaderClientOptions } from "../../src/client/leader-client.js";
-import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import { runCli } from "../helpers/run-cli.js";
 import { makeTestCerts, type TestCerts } from "../helpers/test-certs.js";
-import { makeTestTokens } from "../helpers/test-tokens.js";
+import { makeTestTokens, pushWith } from "../helpers/test-tokens.js";
 
 const tokens = makeTestTokens();
 let certs: TestCerts;
@@ -61,15 +60,7 @@ async function startTlsLeader(withClientCa: boolean): Promise<LeaderFixture> {
     ca,
     ...(withClientCa && { clientCert: await certs.read(certs.clientCertFile), clientKey: await certs.read(certs.clientKeyFile) }),
   };
-  const writer = TaskLogWriter.open({
-    leader: httpsUrl(f),
-    connection,
-    runId: "tls-run",
-    task: "build",
-    settings: { batchMaxIntervalMs: 5 },
-  });
-  writer.write("stdout", "over TLS");
-  await writer.complete({ result: "succeeded", exitCode: 0 });
+  await pushWith(httpsUrl(f), connection, { runId: "tls-run" }, ["over TLS"]);
   return f;
 }
 

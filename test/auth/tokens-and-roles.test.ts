@@ -11,7 +11,7 @@ import { grpcCode, LeaderClient } from "../../src/client/leader-client.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import { expectConnectError } from "../helpers/log-service-client.js";
-import { makeTestTokens } from "../helpers/test-tokens.js";
+import { makeTestTokens, pushWith } from "../helpers/test-tokens.js";
 
 const tokens = makeTestTokens();
 type TokenName = keyof typeof tokens.plain;
@@ -58,16 +58,7 @@ async function expectGrpcCode(call: Promise<unknown>, code: status, ...parts: st
 }
 
 async function pushLines(token: TokenName, runId: string, workspace: string, ...lines: string[]): Promise<void> {
-  const writer = TaskLogWriter.open({
-    leader: f.url,
-    connection: { token: tokens.plain[token] },
-    runId,
-    task: "build",
-    workspace,
-    settings: { batchMaxIntervalMs: 5 },
-  });
-  for (const line of lines) writer.write("stdout", line);
-  await writer.complete({ result: "succeeded", exitCode: 0 });
+  await pushWith(f.url, { token: tokens.plain[token] }, { runId, workspace }, lines);
 }
 
 beforeAll(async () => {

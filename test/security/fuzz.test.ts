@@ -12,9 +12,9 @@ import {
   TailRequestSchema,
 } from "../../gen/joblog/v1/log_pb.js";
 import { LeaderClient } from "../../src/client/leader-client.js";
-import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
-import { makeTestTokens } from "../helpers/test-tokens.js";
+import { createGrpcLogClient, readAll } from "../helpers/log-service-client.js";
+import { makeTestTokens, pushWith } from "../helpers/test-tokens.js";
 import { FuzzInput, grpcFrame, HOSTILE_IDS, seededRandom } from "./fuzz-inputs.js";
 
 /**
@@ -39,21 +39,9 @@ const LIBRARY_DECODE_REFUSAL = /^(parse binary|received compressed)/;
 
 const tokens = makeTestTokens();
 let f: LeaderFixture;
-let stored: Map<string, Buffer>;
+let stored: Map<string, string>;
 const outcomes = new Map<string, number>();
 const count = (what: string) => outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
-
-async function readWhole(client: LeaderClient, runId: string, task: string): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let offset = 0n;
-  for (let i = 0; i < 1000; i++) {
-    const r = await client.read({ runId, task, offset });
-    parts.push(Buffer.from(r.data));
-    offset = r.nextOffset;
-    if (r.nextOffset >= r.length) return Buffer.concat(parts);
-  }
-  throw new Error("read did not end");
-}
 
 beforeAll(async () => {
   f = await startTestLeader({
@@ -61,17 +49,10 @@ beforeAll(async () => {
     limits: { max_push_streams_per_token: 4, max_tail_subscribers_per_token: 4 },
     auth: { tokens: tokens.entries },
   } as Parameters<typeof startTestLeader>[0]);
-  const writer = TaskLogWriter.open({
-    leader: f.url,
-    connection: { token: tokens.plain.worker },
-    runId: "fuzz-done",
-    task: "build",
-    settings: { batchMaxIntervalMs: 5 },
-  });
-  for (let i = 0; i < 500; i++) writer.write(i % 3 ? "stdout" : "stderr", `stored line ${i} \x1b[32mok\x1b[0m ✓`);
-  await writer.complete({ result: "succeeded", exitCode: 0 });
-  const admin = new LeaderClient(f.url, { token: tokens.plain.admin });
-  stored = new Map([["fuzz-done/build", await readWhole(admin, "fuzz-done", "build")]]);
+  const lines = Array.from({ length: 500 }, (_, i) => `stored line ${i} \x1b[32mok\x1b[0m ✓`);
+  await pushWith(f.url, { token: tokens.plain.worker }, { runId: "fuzz-done" }, lines);
+  const admin = createGrpcLogClient(f.url, tokens.plain.admin);
+  stored = new Map([["fuzz-done/build", (await readAll(admin.client, "fuzz-done", "build")).text]]);
   admin.close();
 });
 
@@ -303,15 +284,13 @@ test(
     session.close();
 
     // Still serving, nothing stored changed, and no stream was left counted against its token.
-    const admin = new LeaderClient(f.url, { token: tokens.plain.admin });
+    const admin = createGrpcLogClient(f.url, tokens.plain.admin);
     try {
-      for (const [key, bytes] of stored) {
+      for (const [key, text] of stored) {
         const [run, task] = key.split("/") as [string, string];
-        expect((await readWhole(admin, run, task)).equals(bytes), `${key} changed`).toBe(true);
+        expect((await readAll(admin.client, run, task)).text === text, `${key} changed`).toBe(true);
       }
-      const writer = TaskLogWriter.open({ leader: f.url, connection: { token: tokens.plain.worker }, runId: "after-fuzz", task: "t" });
-      writer.write("stdout", "still accepting");
-      await writer.complete({ result: "succeeded", exitCode: 0 });
+      await pushWith(f.url, { token: tokens.plain.worker }, { runId: "after-fuzz", task: "t" }, ["still accepting"]);
       const reader = new LeaderClient(f.url, { token: tokens.plain.reader });
       for await (const t of reader.tail({ runId: "after-fuzz", task: "t" })) if (t.complete) break;
       reader.close();

@@ -2,10 +2,9 @@
 // Callbacks given to page.evaluate run in the browser.
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { haveChromium, launchChromium, openPage } from "../helpers/browser.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
-import { makeTestTokens } from "../helpers/test-tokens.js";
+import { makeTestTokens, pushWith } from "../helpers/test-tokens.js";
 import { waitForLine } from "../helpers/ui-page.js";
 
 const tokens = makeTestTokens();
@@ -16,15 +15,7 @@ describe.skipIf(!haveChromium)("signing in to the UI", () => {
   beforeAll(async () => {
     fixture = await startTestLeader({ auth: { tokens: tokens.entries } } as Parameters<typeof startTestLeader>[0]);
     browser = await launchChromium();
-    const writer = TaskLogWriter.open({
-      leader: fixture.url,
-      connection: { token: tokens.plain.worker },
-      runId: "login-run",
-      task: "build",
-      settings: { batchMaxIntervalMs: 5 },
-    });
-    writer.write("stdout", "visible after sign-in");
-    await writer.complete({ result: "succeeded", exitCode: 0 });
+    await pushWith(fixture.url, { token: tokens.plain.worker }, { runId: "login-run" }, ["visible after sign-in"]);
   });
 
   afterAll(async () => {
