@@ -11,7 +11,9 @@ export async function readTlsFiles(tls: TlsConfig): Promise<ListenerTls> {
       throw new Error(`server.tls.${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
   };
-  const [cert, key] = await Promise.all([read("cert_file", tls.cert_file), read("key_file", tls.key_file)]);
+  // One after the other, so the first key in the config that is wrong is the one named.
+  const cert = await read("cert_file", tls.cert_file);
+  const key = await read("key_file", tls.key_file);
   const ca = tls.client_ca_file === undefined ? undefined : await read("client_ca_file", tls.client_ca_file);
   return { cert, key, ...(ca && { ca }) };
 }
