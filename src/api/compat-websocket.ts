@@ -39,10 +39,18 @@ export interface LogStreamDeps {
 
 /** Refuses an upgrade with a plain HTTP answer, as a client that is not a browser can read it. */
 function refuse(socket: net.Socket, status: number, message: string): void {
+  refuseUpgrade(socket, status, message, {});
+}
+
+/** The same, with extra headers (a 401's `WWW-Authenticate`); used by the auth gate too. */
+export function refuseUpgrade(socket: net.Socket, status: number, message: string, headers: Record<string, string>): void {
   const body = JSON.stringify({ error: message });
   const reason = STATUS_CODES[status] ?? "Error";
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`,
   );
 }
 

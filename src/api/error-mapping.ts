@@ -31,8 +31,14 @@ export function toConnectError(err: unknown, log: ErrorLogger): ConnectError {
     return err;
   }
   if (isStorageFull(err)) return new ConnectError("the leader's disk is full; retry later", Code.ResourceExhausted);
+  // A client that resets its stream mid-request: its going away is not a fault of the leader's.
+  if (isClientGone(err)) return new ConnectError("the client closed the stream before it ended", Code.Canceled);
   log("internal error", err);
   return new ConnectError("internal error", Code.Internal);
+}
+
+function isClientGone(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === "ERR_STREAM_PREMATURE_CLOSE";
 }
 
 function isStorageFull(err: unknown): boolean {

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import tls from "node:tls";
 
 export type RequestHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
@@ -20,13 +21,21 @@ export interface Listener {
   closeAll(): void;
 }
 
+/** PEM material for TLS on the port; with `ca`, clients must present a certificate it signed. */
+export interface ListenerTls {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+}
+
 // The HTTP/2 connection preface every h2c client sends first ("PRI * HTTP/2.0").
 const H2_PREFACE_START = "PRI";
 
 /**
- * One cleartext port for both HTTP/2 (gRPC, Connect) and HTTP/1.1 (Connect and
- * gRPC-Web from browsers): Node cannot negotiate the two without TLS, so the
- * first bytes of each connection decide which server takes it.
+ * One port for both HTTP/2 (gRPC, Connect) and HTTP/1.1 (Connect and gRPC-Web
+ * from browsers). Cleartext: Node cannot negotiate the two without TLS, so the
+ * first bytes of each connection decide which server takes it. With `tlsOptions`:
+ * ALPN decides.
  */
 export interface KeepaliveOptions {
   /** Ping each HTTP/2 connection this often... */
@@ -40,6 +49,7 @@ export function listen(
   host: string,
   port: number,
   onUpgrade?: UpgradeHandler,
+  tlsOptions?: ListenerTls,
   keepalive?: KeepaliveOptions,
 ): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
@@ -57,10 +67,7 @@ export function listen(
     });
   });
 
-  const tcp = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
+  const sniff = (socket: net.Socket) => {
     socket.once("data", (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);
@@ -68,7 +75,39 @@ export function listen(
       target.emit("connection", socket);
       process.nextTick(() => socket.resume());
     });
-  });
+  };
+  const track = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+  // With TLS, ALPN names the protocol; a client that offers none is sniffed as on the cleartext port.
+  // Both servers get the decrypted TLS socket, so the WebSocket upgrade works over TLS unchanged.
+  const tcp = tlsOptions
+    ? tls.createServer(
+        {
+          cert: tlsOptions.cert,
+          key: tlsOptions.key,
+          ALPNProtocols: ["h2", "http/1.1"],
+          ...(tlsOptions.ca && { ca: tlsOptions.ca, requestCert: true, rejectUnauthorized: true }),
+        },
+        (socket) => {
+          socket.on("error", () => socket.destroy());
+          if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+          else if (socket.alpnProtocol === "http/1.1") h1.emit("connection", socket);
+          else sniff(socket);
+        },
+      )
+    : net.createServer((socket) => {
+        track(socket);
+        sniff(socket);
+      });
+  if (tlsOptions) {
+    // The raw sockets are tracked (closing one closes its TLS socket), handshakes in progress included.
+    tcp.on("connection", track);
+    // A failed handshake (no client certificate, garbage instead of TLS) ends that socket, nothing else.
+    tcp.on("tlsClientError", (_err: Error, socket: tls.TLSSocket) => socket.destroy());
+  }
 
   return new Promise((resolve, reject) => {
     tcp.once("error", (err: NodeJS.ErrnoException) => {

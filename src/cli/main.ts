@@ -9,6 +9,8 @@ import { registerRestore } from "./commands/restore-command.js";
 import { registerRun } from "./commands/run-command.js";
 import { registerRuns } from "./commands/runs-command.js";
 import { registerTail } from "./commands/tail-command.js";
+import { registerTokens } from "./commands/tokens-command.js";
+import { registerConnectionOptions, useConnectionFlags } from "./leader-connection.js";
 
 const defaultLeader = process.env.JOBLOG_LEADER || DEFAULT_LEADER;
 
@@ -21,7 +23,9 @@ const program = new Command("joblog")
 let active: Command | undefined;
 program.hook("preAction", (_program, actionCommand) => {
   active = actionCommand;
+  useConnectionFlags(actionCommand);
 });
+registerConnectionOptions(program);
 
 registerLeader(program);
 registerRun(program, defaultLeader);
@@ -31,6 +35,7 @@ registerRuns(program, defaultLeader);
 registerKeys(program, defaultLeader);
 registerBackup(program, defaultLeader);
 registerRestore(program);
+registerTokens(program);
 
 try {
   await program.parseAsync(process.argv);

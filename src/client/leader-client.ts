@@ -39,6 +39,13 @@ export interface LeaderClientOptions {
   unaryTimeoutMs?: number;
   /** Longest wait between connection attempts to an unreachable leader (default 5 s). */
   maxReconnectBackoffMs?: number;
+  /** Bearer token sent as `authorization: Bearer …` on every call. */
+  token?: string;
+  /** PEM CA bundle to verify an `https://` leader with, instead of the system's roots. */
+  ca?: Buffer;
+  /** PEM client certificate and key, for a leader that requires mutual TLS. */
+  clientCert?: Buffer;
+  clientKey?: Buffer;
 }
 
 export interface CallOptions {
@@ -81,12 +88,19 @@ function deserializer<D extends DescMessage>(schema: D) {
 export class LeaderClient {
   private readonly client: grpc.Client;
   private readonly unaryTimeoutMs: number;
+  private readonly token: string | undefined;
 
   constructor(leader: string, options: LeaderClientOptions = {}) {
     const address = parseLeaderUrl(leader);
     const maxBytes = options.maxMessageBytes ?? 4 * 1024 * 1024;
     this.unaryTimeoutMs = options.unaryTimeoutMs ?? 30_000;
-    this.client = new grpc.Client(address.target, address.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
+    this.token = options.token;
+    const credentials = address.tls
+      ? grpc.credentials.createSsl(options.ca ?? null, options.clientKey ?? null, options.clientCert ?? null)
+      : grpc.credentials.createInsecure();
+    // Explicit on the client as on the leader (connect-node's readMaxBytes): grpc-js's own default
+    // receive limit is 4 MiB and its send limit unbounded, so a leader configured otherwise would disagree.
+    this.client = new grpc.Client(address.target, credentials, {
       "grpc.max_send_message_length": maxBytes,
       "grpc.max_receive_message_length": maxBytes,
       // Detects a dead leader on an idle connection without waiting for TCP timeouts.
@@ -141,7 +155,7 @@ export class LeaderClient {
       path("push"),
       serializer(PushRequestSchema),
       deserializer(PushResponseSchema),
-      new grpc.Metadata(),
+      this.metadata(),
       {},
       (err: grpc.ServiceError | null, response?: PushResponse) => {
         if (err) settle.reject(withReadableDetails(err));
@@ -198,7 +212,7 @@ export class LeaderClient {
       serializer(input),
       deserializer(output),
       create(input, request),
-      new grpc.Metadata(),
+      this.metadata(),
       {},
     );
     const onAbort = () => call.cancel();
@@ -217,6 +231,14 @@ export class LeaderClient {
     this.client.close();
   }
 
+  // Sent as metadata on each call: grpc-js refuses call credentials on a cleartext channel,
+  // and a leader on loopback may well be cleartext.
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token !== undefined) metadata.set("authorization", `Bearer ${this.token}`);
+    return metadata;
+  }
+
   private unary<I extends DescMessage, O extends DescMessage>(
     method: string,
     input: I,
@@ -230,7 +252,7 @@ export class LeaderClient {
         serializer(input),
         deserializer(output),
         create(input, request),
-        new grpc.Metadata(),
+        this.metadata(),
         { deadline: Date.now() + (options?.timeoutMs ?? this.unaryTimeoutMs) },
         (err: grpc.ServiceError | null, response?: MessageShape<O>) => {
           options?.signal?.removeEventListener("abort", onAbort);

@@ -33,6 +33,17 @@ export const serverSchema = z
     keepalive_timeout_ms: z.number().int().min(100).default(10_000),
     /** Bound on each `/readyz` check (archive, KMS); an unanswered dependency counts as down. */
     readiness_timeout_ms: positiveInt().default(3_000),
+    /** TLS on the one port (HTTP/2 and HTTP/1.1 chosen by ALPN); absent: cleartext. */
+    tls: z
+      .strictObject({
+        /** PEM certificate chain of the leader. */
+        cert_file: z.string().min(1),
+        /** PEM private key of that certificate. */
+        key_file: z.string().min(1),
+        /** PEM CA bundle: when set, every client must present a certificate it signed (mutual TLS). */
+        client_ca_file: z.string().min(1).optional(),
+      })
+      .optional(),
   })
   .prefault({});
 
@@ -133,6 +144,12 @@ export const limitsSchema = z
       .default(1024 * 1024),
     /** Largest ListRuns page. */
     max_page_size: positiveInt().default(500),
+    /** Push streams one token may hold open at once (without auth: not counted). */
+    max_push_streams_per_token: positiveInt().default(1000),
+    /** Tail subscriptions one token may hold open at once (without auth: not counted). */
+    max_tail_subscribers_per_token: positiveInt().default(1000),
+    /** Tail subscriptions the leader serves at once, all clients together. */
+    max_tail_subscribers: positiveInt().default(10_000),
   })
   .prefault({});
 
@@ -238,6 +255,44 @@ export const retentionSchema = z
   })
   .prefault({});
 
+// --- auth: bearer tokens and roles (see src/auth/) ---
+
+export const tokenSchema = z
+  .strictObject({
+    /** A name for people and for per-token limits; unique. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "expected 1-64 characters of A-Z a-z 0-9 . _ -"),
+    /** SHA-256 of the token, 64 hex digits (what `joblog tokens create` prints); never the token itself. */
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected 64 lowercase hex digits: the SHA-256 of the token"),
+    /** worker: OpenTask, Push, CompleteRun; reader: Read, Tail, ListRuns, GetRun, Search, LocateLine; admin: everything. */
+    role: z.enum(["worker", "reader", "admin"]),
+    /** Limits the token to runs of these workspaces; absent: every workspace. */
+    workspaces: z.array(z.string().min(1)).min(1).optional(),
+    /** worker only: limits the token to this one run. */
+    run: z.string().min(1).optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.run !== undefined && t.role !== "worker")
+      ctx.addIssue({ code: "custom", path: ["run"], message: "only a worker token can be limited to a run" });
+    if (t.role === "admin" && t.workspaces !== undefined)
+      ctx.addIssue({ code: "custom", path: ["workspaces"], message: "an admin token covers every workspace" });
+  });
+
+export const authSchema = z
+  .strictObject({
+    /** Accepted bearer tokens. None: no authentication, and the leader serves only on loopback. */
+    tokens: z.array(tokenSchema).default([]),
+    /** Serve without authentication on a non-loopback address (warned on every start). */
+    insecure_no_auth: z.boolean().default(false),
+  })
+  .superRefine((auth, ctx) => {
+    const seen = new Map<string, number>();
+    for (const [i, t] of auth.tokens.entries()) {
+      if (seen.has(t.name)) ctx.addIssue({ code: "custom", path: ["tokens", i, "name"], message: `duplicate token name ${t.name}` });
+      seen.set(t.name, i);
+    }
+  })
+  .prefault({});
+
 // --- log_storage: the archive tier (the published block of Design S, plus joblog's own knobs) ---
 
 /** An object-key prefix: path segments of safe characters, so no key escapes it. */
@@ -334,6 +389,7 @@ export const configSchema = z.strictObject({
   ui: uiSchema,
   log_storage: logStorageSchema,
   retention: retentionSchema,
+  auth: authSchema,
 });
 
 export type JoblogConfig = z.infer<typeof configSchema>;
@@ -343,3 +399,6 @@ export type EncryptionConfig = JoblogConfig["encryption"];
 export type SearchConfig = JoblogConfig["search"];
 export type LogStorageConfig = JoblogConfig["log_storage"];
 export type RetentionConfig = JoblogConfig["retention"];
+export type AuthConfig = JoblogConfig["auth"];
+export type TokenConfig = AuthConfig["tokens"][number];
+export type TlsConfig = NonNullable<JoblogConfig["server"]["tls"]>;

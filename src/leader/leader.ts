@@ -14,6 +14,12 @@ import { createLogService } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import { type Archive, openArchive } from "../archive/open-archive.js";
+import { AccessControl } from "../auth/access-control.js";
+import { gateHttpRoutes, gateUpgrade } from "../auth/http-auth-gate.js";
+import { checkListenPolicy } from "../auth/listen-policy.js";
+import { createRpcAuthInterceptor } from "../auth/rpc-auth-interceptor.js";
+import { StreamQuota } from "../auth/stream-quota.js";
+import { readTlsFiles } from "../auth/tls-files.js";
 import type { JoblogConfig } from "../config/config-schema.js";
 import { ChunkThread } from "../crypto/chunk-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
@@ -52,6 +58,9 @@ export async function startLeader(
   log: LeaderLog = createLeaderLog({ level: config.server.log_level }),
 ): Promise<Leader> {
   const dataDir = resolve(config.server.data_dir);
+  const [host, port] = splitHostPort(config.server.listen);
+  checkListenPolicy(config, host, log);
+  const tls = config.server.tls && (await readTlsFiles(config.server.tls));
   try {
     await mkdir(dataDir, { recursive: true });
   } catch (err) {
@@ -167,7 +176,10 @@ export async function startLeader(
     pushes,
     metrics,
   });
+  const access = new AccessControl(config.auth.tokens, async (runId) => (await meta.getRun(runId))?.workspace);
+  const quota = new StreamQuota(config.limits);
   const handler = connectNodeAdapter({
+    interceptors: [createRpcAuthInterceptor(access, quota)],
     routes: (router) => {
       router.service(LogService, service);
       router.service(
@@ -193,20 +205,29 @@ export async function startLeader(
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,
     acceptCompression: config.server.compression === "gzip" ? [compressionGzip] : [],
-    fallback: createHttpRoutes(
-      { reader, readBytes: config.limits.read_max_bytes, log },
-      config.ui.enabled ? createUiAssets(DEFAULT_UI_DIR(), log) : undefined,
-      { readiness, metrics, log },
+    fallback: gateHttpRoutes(
+      access,
+      createHttpRoutes(
+        { reader, readBytes: config.limits.read_max_bytes, log },
+        config.ui.enabled ? createUiAssets(DEFAULT_UI_DIR(), log) : undefined,
+        { readiness, metrics, log },
+      ),
+      log,
     ),
   });
-  const logStream = createLogStreamUpgrade({
-    directory,
-    reader,
-    hub,
-    readBytes: config.limits.read_max_bytes,
-    shutdown: shutdown.signal,
+  const logStream = gateUpgrade(
+    access,
+    quota,
+    createLogStreamUpgrade({
+      directory,
+      reader,
+      hub,
+      readBytes: config.limits.read_max_bytes,
+      shutdown: shutdown.signal,
+      log,
+    }),
     log,
-  });
+  );
   // Counts requests until their response is closed, so shutdown can let every stream send its final status.
   const requests = new ActiveCount();
   const tracked: RequestHandler = (req, res) => {
@@ -225,10 +246,9 @@ export async function startLeader(
     if ("stream" in res) res.stream.once("wantTrailers", () => setImmediate(leave));
     (handler as RequestHandler)(req, res);
   };
-  const [host, port] = splitHostPort(config.server.listen);
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(tracked, host, port, logStream, {
+    listener = await listen(tracked, host, port, logStream, tls, {
       timeMs: config.server.keepalive_time_ms,
       timeoutMs: config.server.keepalive_timeout_ms,
     });

@@ -2,7 +2,7 @@ import { followLink, useRoute } from "./router.js";
 import { RunPage } from "./runs/run-page.js";
 import { RunsPage } from "./runs/runs-page.js";
 
-export function App() {
+export function App({ session }: { session?: { signedIn: boolean; signOut(): void } }) {
   const route = useRoute();
   return (
     <>
@@ -20,6 +20,11 @@ export function App() {
             </>
           )}
         </nav>
+        {session?.signedIn && (
+          <button type="button" className="sign-out" onClick={session.signOut}>
+            Sign out
+          </button>
+        )}
       </header>
       <main>
         {route.page === "runs" && <RunsPage query={route.query} />}

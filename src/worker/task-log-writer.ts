@@ -1,6 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { Result, Stream, TaskState } from "../../gen/joblog/v1/log_pb.js";
-import { grpcCode, LeaderClient } from "../client/leader-client.js";
+import { grpcCode, LeaderClient, type LeaderClientOptions } from "../client/leader-client.js";
 import { identifierProblem } from "../ids/identifiers.js";
 import { truncateLine } from "../lines/line-limit.js";
 import { SecretMasker } from "../lines/secret-masker.js";
@@ -46,6 +46,8 @@ export const DEFAULT_WRITER_SETTINGS: WriterSettings = {
 export interface TaskLogWriterOptions {
   /** Leader URL (`http://127.0.0.1:8080`) or a client to share. */
   leader: string | LeaderClient;
+  /** With a leader URL: the connection's token and TLS material. */
+  connection?: LeaderClientOptions;
   runId: string;
   task: string;
   /** Empty or absent: `default` for a new run, the run's own otherwise. */
@@ -115,7 +117,7 @@ export class TaskLogWriter {
     this.pending = new PendingLines(this.settings.bufferMaxBytes);
     this.masker = SecretMasker.create(options.masks ?? []);
     this.ownsClient = typeof options.leader === "string";
-    this.client = typeof options.leader === "string" ? new LeaderClient(options.leader) : options.leader;
+    this.client = typeof options.leader === "string" ? new LeaderClient(options.leader, options.connection) : options.leader;
     this.loop = this.run();
   }
 

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type Client, type Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, type Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { expect } from "vitest";
 import { LogService, type PushRequestSchema, Stream, type TailResponse } from "../../gen/joblog/v1/log_pb.js";
@@ -21,10 +21,14 @@ export interface GrpcLogClient {
   close(): void;
 }
 
-/** A gRPC client on its own HTTP/2 connection, closed by `close()`. */
-export function createGrpcLogClient(baseUrl: string): GrpcLogClient {
+/** A gRPC client on its own HTTP/2 connection, closed by `close()`; with `token`, it sends it on every call. */
+export function createGrpcLogClient(baseUrl: string, token?: string): GrpcLogClient {
   const sessionManager = new Http2SessionManager(baseUrl);
-  const client = createClient(LogService, createGrpcTransport({ baseUrl, sessionManager }));
+  const bearer: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  const client = createClient(LogService, createGrpcTransport({ baseUrl, sessionManager, interceptors: token ? [bearer] : [] }));
   return { client, close: () => sessionManager.abort() };
 }
 

@@ -4,9 +4,9 @@ import type { BackupProgress } from "../../backup/backup-progress.js";
 import { type BackupTarget, openBackupTarget, type S3Access } from "../../backup/backup-target.js";
 import { verifyBackup } from "../../backup/read-backup.js";
 import { backupDataDir } from "../../backup/store-backup.js";
-import { LeaderClient } from "../../client/leader-client.js";
 import { loadConfig } from "../../config/load-config.js";
 import { parseCount } from "../cli-values.js";
+import { leaderClient } from "../leader-connection.js";
 import { createProgressLine, describeThroughput } from "../progress-line.js";
 
 interface S3Options {
@@ -106,7 +106,7 @@ async function backupOnline(
   request: { target: string; s3Endpoint: string; s3Region: string; partBytes: number },
   onProgress: (p: BackupProgress) => void,
 ): Promise<{ files: number; records: number; bytes: number; keyIds: string[]; where: string }> {
-  const client = new LeaderClient(leader);
+  const client = leaderClient(leader);
   try {
     for await (const message of client.backup({ ...request, partBytes: BigInt(request.partBytes) })) {
       const progress = { files: Number(message.files), bytes: Number(message.bytes), records: Number(message.records), totalBytes: 0 };

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { LeaderClient } from "../../client/leader-client.js";
 import { loadConfig } from "../../config/load-config.js";
 import { rotateKeysOffline } from "../../keys/offline-rotation.js";
+import { leaderClient } from "../leader-connection.js";
 
 export function registerKeys(program: Command, defaultLeader: string): void {
   const keys = program.command("keys").description("manage the keys that encrypt the log store");
@@ -22,7 +22,7 @@ export function registerKeys(program: Command, defaultLeader: string): void {
         });
         result = await rotateKeysOffline(config);
       } else {
-        const client = new LeaderClient(opts.leader);
+        const client = leaderClient(opts.leader);
         try {
           result = await client.rotateKeys();
         } finally {

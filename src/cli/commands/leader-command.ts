@@ -9,13 +9,16 @@ export function registerLeader(program: Command): void {
     .option("--config <file>", "YAML configuration file (default: ./joblog.yaml when present)")
     .option("--data <dir>", "data directory (server.data_dir, default ./data)")
     .option("--listen <host:port>", "address to listen on (server.listen, default 127.0.0.1:8080)")
-    .action(async (opts: { config?: string; data?: string; listen?: string }) => {
+    .option("--insecure-no-auth", "serve on a non-loopback address without tokens (auth.insecure_no_auth); warned at every start")
+    .action(async (opts: { config?: string; data?: string; listen?: string; insecureNoAuth?: boolean }) => {
       const config = loadConfig({
         file: opts.config || process.env.JOBLOG_CONFIG || undefined,
-        overrides: { "server.data_dir": opts.data, "server.listen": opts.listen },
+        overrides: { "server.data_dir": opts.data, "server.listen": opts.listen, "auth.insecure_no_auth": opts.insecureNoAuth },
       });
       const leader = await startLeader(config);
-      process.stdout.write(`joblog leader listening on ${leader.address} (gRPC, gRPC-Web, Connect)\n`);
+      const scheme = config.server.tls ? (config.server.tls.client_ca_file ? "TLS, client certificates required" : "TLS") : "cleartext";
+      const auth = config.auth.tokens.length > 0 ? `${config.auth.tokens.length} token(s)` : "no auth";
+      process.stdout.write(`joblog leader listening on ${leader.address} (gRPC, gRPC-Web, Connect; ${scheme}; ${auth})\n`);
       process.stdout.write(`data directory: ${leader.dataDir}\n`);
       let signals = 0;
       const stop = (signal: string) => {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { LeaderClient } from "../../client/leader-client.js";
 import { parseOffset } from "../cli-values.js";
+import { leaderClient } from "../leader-connection.js";
 import { parseFormat, renderRecords, writeOut } from "../log-output.js";
 
 export function registerRead(program: Command, defaultLeader: string): void {
@@ -14,7 +14,7 @@ export function registerRead(program: Command, defaultLeader: string): void {
     .option("--format <format>", "text (the lines) or jsonl (the canonical records, byte for byte)", "text")
     .action(async (run: string, task: string, opts: { leader: string; offset: string; format: string }) => {
       const format = parseFormat(opts.format);
-      const client = new LeaderClient(opts.leader);
+      const client = leaderClient(opts.leader);
       try {
         let offset = parseOffset(opts.offset);
         let end = Number.POSITIVE_INFINITY;

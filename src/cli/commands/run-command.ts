@@ -4,6 +4,7 @@ import { SecretMasker } from "../../lines/secret-masker.js";
 import { runCommand } from "../../worker/run-command.js";
 import { TaskLogRefusedError, TaskLogWriter } from "../../worker/task-log-writer.js";
 import { CliError, describeError } from "../cli-errors.js";
+import { currentConnection } from "../leader-connection.js";
 import { collectMasks, MASK_ENV_VAR } from "../mask-values.js";
 
 interface RunOptions {
@@ -52,6 +53,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
       try {
         writer = TaskLogWriter.open({
           leader: opts.leader,
+          connection: currentConnection(),
           runId: opts.run,
           task: opts.task,
           ...(opts.workspace ? { workspace: opts.workspace } : {}),

@@ -1,9 +1,9 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Command } from "commander";
 import { Result, type Run, RunState, type Task, TaskState } from "../../../gen/joblog/v1/log_pb.js";
-import { LeaderClient } from "../../client/leader-client.js";
 import { CliError } from "../cli-errors.js";
 import { parseCount } from "../cli-values.js";
+import { leaderClient } from "../leader-connection.js";
 
 const STATES: Record<string, RunState> = { running: RunState.RUNNING, completed: RunState.COMPLETED };
 
@@ -51,7 +51,7 @@ export function registerRuns(program: Command, defaultLeader: string): void {
       }) => {
         const state = opts.state === undefined ? RunState.UNSPECIFIED : STATES[opts.state];
         if (state === undefined) throw new CliError(`--state must be running or completed, not ${opts.state}`, 2);
-        const client = new LeaderClient(opts.leader);
+        const client = leaderClient(opts.leader);
         try {
           const page = await client.listRuns({
             workspace: opts.workspace ?? "",
@@ -85,7 +85,7 @@ export function registerRuns(program: Command, defaultLeader: string): void {
     .argument("<run>", "run id")
     .option("--leader <url>", "leader URL (env JOBLOG_LEADER)", defaultLeader)
     .action(async (run: string, opts: { leader: string }) => {
-      const client = new LeaderClient(opts.leader);
+      const client = leaderClient(opts.leader);
       try {
         const r = await client.getRun({ runId: run });
         const info = r.run;
@@ -122,7 +122,7 @@ export function registerRuns(program: Command, defaultLeader: string): void {
     .action(async (run: string, opts: { leader: string; result: string }) => {
       if (opts.result !== "succeeded" && opts.result !== "failed")
         throw new CliError(`--result must be succeeded or failed, not ${opts.result}`, 2);
-      const client = new LeaderClient(opts.leader);
+      const client = leaderClient(opts.leader);
       try {
         await client.completeRun({ runId: run, result: opts.result === "succeeded" ? Result.SUCCEEDED : Result.FAILED });
         process.stdout.write(`run ${run} completed: ${opts.result}\n`);
@@ -137,7 +137,7 @@ export function registerRuns(program: Command, defaultLeader: string): void {
     .description("delete a completed run for good: its logs, its data keys and its archive objects (a running run is refused)")
     .argument("<run>", "run id")
     .action(async (run: string, _opts: unknown, command: Command) => {
-      const client = new LeaderClient(command.optsWithGlobals<{ leader: string }>().leader);
+      const client = leaderClient(command.optsWithGlobals<{ leader: string }>().leader);
       try {
         const deleted = await client.deleteRun({ runId: run });
         process.stdout.write(`run ${run} deleted: ${deleted.tasks} task logs, ${deleted.archiveObjects} archive objects\n`);

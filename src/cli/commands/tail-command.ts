@@ -1,8 +1,9 @@
 import { status } from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { grpcCode, LeaderClient } from "../../client/leader-client.js";
+import { grpcCode, type LeaderClient } from "../../client/leader-client.js";
 import { Backoff, sleep } from "../../worker/backoff.js";
 import { parseCount, parseOffset } from "../cli-values.js";
+import { leaderClient } from "../leader-connection.js";
 import { type OutputFormat, parseFormat, renderRecords, writeOut } from "../log-output.js";
 
 interface TailOptions {
@@ -26,7 +27,7 @@ export function registerTail(program: Command, defaultLeader: string): void {
     .option("--format <format>", "text or jsonl", "text")
     .action(async (run: string, task: string, opts: TailOptions) => {
       const format = parseFormat(opts.format);
-      const client = new LeaderClient(opts.leader);
+      const client = leaderClient(opts.leader);
       const stop = new AbortController();
       const onSignal = () => stop.abort();
       process.once("SIGINT", onSignal);

@@ -1,0 +1,99 @@
+import type { Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
+import type { AccessControl, Principal } from "./access-control.js";
+import { rpcRule, type ScopeSource } from "./access-rules.js";
+import type { Release, StreamKind, StreamQuota } from "./stream-quota.js";
+
+// The streams that hold resources for as long as a client likes, counted per token.
+const COUNTED: Readonly<Record<string, StreamKind>> = {
+  "joblog.v1.LogService/Push": "push",
+  "joblog.v1.LogService/Tail": "tail",
+};
+
+/** Request fields the scope checks read; every LogService request that names a run has one of them. */
+interface ScopedFields {
+  runId?: string;
+  workspace?: string;
+  task?: { runId: string; workspace: string };
+}
+
+/**
+ * Checks every RPC before its handler runs: the token and its role from the
+ * method's rule, then the scope from each request message (a Push stream's
+ * messages are checked as they arrive, before the handler sees them), then the
+ * per-token and total stream limits.
+ */
+export function createRpcAuthInterceptor(access: AccessControl, quota: StreamQuota): Interceptor {
+  return (next) => async (req) => {
+    const name = `${req.service.typeName}/${req.method.name}`;
+    const rule = rpcRule(req.service.typeName, req.method.name);
+    const principal = access.authenticate(req.header.get("authorization"), rule.need, name);
+    if (!req.stream) {
+      const message = await checkScope(access, principal, rule.scope, req.message as ScopedFields);
+      return next({ ...req, message: message as typeof req.message });
+    }
+    const checked = checkEach(access, principal, rule.scope, req.message as AsyncIterable<ScopedFields>);
+    const streamReq = { ...req, message: checked as typeof req.message };
+    const kind = COUNTED[name];
+    if (kind === undefined) return next(streamReq);
+    const release = quota.acquire(kind, principal);
+    req.signal.addEventListener("abort", release, { once: true });
+    let res: UnaryResponse | StreamResponse;
+    try {
+      res = await next(streamReq);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    if (!res.stream) {
+      release();
+      return res;
+    }
+    return { ...res, message: releasing(res.message, release) };
+  };
+}
+
+/** The message, checked; a listing may come back with the workspace filter its token implies. */
+async function checkScope<M extends ScopedFields>(access: AccessControl, principal: Principal, scope: ScopeSource, message: M): Promise<M> {
+  switch (scope) {
+    case "run":
+      await access.checkRun(principal, message.runId ?? "");
+      return message;
+    case "task-ref":
+      // Only a Push stream's first message must name the task; the handler refuses a change of task.
+      if (message.task) await access.checkTaskRef(principal, message.task);
+      return message;
+    case "workspace-filter": {
+      const workspace = access.listingWorkspace(principal, message.workspace ?? "");
+      return workspace === message.workspace ? message : { ...message, workspace };
+    }
+    case "none":
+      return message;
+  }
+}
+
+async function* checkEach<M extends ScopedFields>(
+  access: AccessControl,
+  principal: Principal,
+  scope: ScopeSource,
+  messages: AsyncIterable<M>,
+): AsyncGenerator<M> {
+  let lastRun: string | undefined;
+  for await (const message of messages) {
+    // A Push stream repeats its task; one lookup per stream is enough.
+    const run = message.task?.runId ?? message.runId;
+    if (run === undefined || run !== lastRun) {
+      yield await checkScope(access, principal, scope, message);
+      lastRun = run;
+    } else {
+      yield message;
+    }
+  }
+}
+
+async function* releasing<T>(messages: AsyncIterable<T>, release: Release): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } finally {
+    release();
+  }
+}
