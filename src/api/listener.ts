@@ -28,7 +28,20 @@ const H2_PREFACE_START = "PRI";
  * gRPC-Web from browsers): Node cannot negotiate the two without TLS, so the
  * first bytes of each connection decide which server takes it.
  */
-export function listen(handler: RequestHandler, host: string, port: number, onUpgrade?: UpgradeHandler): Promise<Listener> {
+export interface KeepaliveOptions {
+  /** Ping each HTTP/2 connection this often... */
+  timeMs: number;
+  /** ...and close it when a ping is not answered within this. */
+  timeoutMs: number;
+}
+
+export function listen(
+  handler: RequestHandler,
+  host: string,
+  port: number,
+  onUpgrade?: UpgradeHandler,
+  keepalive?: KeepaliveOptions,
+): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
   if (onUpgrade) h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => onUpgrade(req, socket, head));
@@ -37,7 +50,11 @@ export function listen(handler: RequestHandler, host: string, port: number, onUp
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
-    session.on("close", () => sessions.delete(session));
+    const pinger = keepalive ? keepPinging(session, keepalive) : undefined;
+    session.on("close", () => {
+      sessions.delete(session);
+      clearInterval(pinger);
+    });
   });
 
   const tcp = net.createServer((socket) => {
@@ -81,4 +98,25 @@ export function listen(handler: RequestHandler, host: string, port: number, onUp
       });
     });
   });
+}
+
+/**
+ * A peer that vanished without closing its connection (a killed VM, a dropped NAT
+ * entry) would hold its streams, and its tail subscriptions, until TCP gives up
+ * hours later: an unanswered ping closes the session instead.
+ */
+function keepPinging(session: http2.ServerHttp2Session, keepalive: KeepaliveOptions): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    if (session.closed || session.destroyed) return;
+    const deadline = setTimeout(() => session.destroy(), keepalive.timeoutMs);
+    deadline.unref();
+    try {
+      session.ping(() => clearTimeout(deadline));
+    } catch {
+      // The session is closing already (ERR_HTTP2_PING_CANCEL or too many pings outstanding).
+      clearTimeout(deadline);
+    }
+  }, keepalive.timeMs);
+  timer.unref();
+  return timer;
 }

@@ -16,6 +16,14 @@ export interface PushDeps {
   queue: CommitQueue;
   limits: LimitsConfig;
   shutdown: AbortSignal;
+  metrics?: PushMetrics;
+}
+
+/** What a Push stream reports to the leader's metrics. */
+export interface PushMetrics {
+  pushStreamOpened(): void;
+  /** Lines and JSONL bytes a batch added (0 for a resend), and its arrival-to-durable time. */
+  committed(lines: number, bytes: number, seconds: number): void;
 }
 
 // Batches of one stream committed ahead of their acknowledgement: enough to keep
@@ -48,6 +56,13 @@ export function taskRefInput(ref: TaskRef | undefined): TaskRefInput {
 export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushRequest>, ctx: HandlerContext): Promise<PushResponse> {
   let opened: OpenedTask | undefined;
   let progress: LogProgress = { durableSeq: 0, length: 0, completed: false };
+  // Batches of one task commit in order, so each one's share is its progress past the one before.
+  let counted = progress;
+  const measured = (arrived: number) => (p: LogProgress) => {
+    deps.metrics?.committed(p.durableSeq - counted.durableSeq, p.length - counted.length, (performance.now() - arrived) / 1000);
+    counted = p;
+    return p;
+  };
   const inflight: Array<Promise<LogProgress>> = [];
   const settle = async () => {
     while (inflight.length > 0) progress = await (inflight.shift() as Promise<LogProgress>);
@@ -72,6 +87,8 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
         if (!opened) {
           opened = await deps.directory.openTask(ref);
           progress = opened.progress;
+          counted = progress;
+          deps.metrics?.pushStreamOpened();
         } else if (ref.runId !== opened.run.runId || ref.task !== opened.task) {
           throw invalidArgument("task must name the same task in every message of a Push stream");
         }
@@ -84,7 +101,8 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
       if (req.batch && req.batch.lines.length > 0) {
         const batch = prepareBatch(req, opened, deps.limits, masker);
         const key = opened.key;
-        const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded));
+        const arrived = performance.now();
+        const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded)).then(measured(arrived));
         committed.catch(() => undefined); // awaited in order below; this only silences the early rejection
         inflight.push(committed);
         deps.directory.touch(opened.run.runId);

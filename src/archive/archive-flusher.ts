@@ -23,6 +23,8 @@ export interface ArchiveFlusherOptions {
   flushIntervalMs: number;
   gzipLevel: number;
   log(message: string, err?: unknown): void;
+  /** Told of every failed flush of a run (metrics). */
+  onFailure?(): void;
 }
 
 /**
@@ -73,6 +75,11 @@ export class ArchiveFlusher {
       if (state.completion && !state.archived) soon = true;
     }
     if (soon) this.kick();
+  }
+
+  /** Runs with work left: bytes not yet archived, or an archive not yet final. */
+  get backlogRuns(): number {
+    return this.active.size;
   }
 
   /** Resolves once no flush is running or asked for: what tests and shutdown wait on. */
@@ -245,6 +252,7 @@ export class ArchiveFlusher {
    * outage (the ledger remembers it, so a restart in the middle of one does not repeat it).
    */
   private async failed(runId: string, err: unknown): Promise<void> {
+    this.o.onFailure?.();
     this.o.log(`archive flush of run ${runId} to ${this.o.backend.description} failed; retrying in ${this.o.flushIntervalMs} ms`, err);
     const archived = await this.o.ledger.run(runId).catch(() => undefined);
     // Once the run's object is final, `_server` is in it: later trouble (cleanup) goes to the leader's log only.

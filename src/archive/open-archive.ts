@@ -23,12 +23,15 @@ export interface ArchiveDeps {
   sync: boolean;
   serverEvent(runId: string, line: string): Promise<void>;
   log(message: string, err?: unknown): void;
+  onFailure?(): void;
 }
 
 /** The archive tier of a leader: the flusher that fills it and the reader tier that reads it. */
 export interface Archive {
   tier: ArchiveTier;
   flusher: ArchiveFlusher;
+  /** Readiness: the backend answers. */
+  probe(signal: AbortSignal): Promise<void>;
   /** The commit queue's listener. */
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void;
   start(): Promise<void>;
@@ -57,12 +60,14 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
     flushIntervalMs: config.flush_interval_ms,
     gzipLevel: config.gzip_level,
     log: deps.log,
+    ...(deps.onFailure ? { onFailure: deps.onFailure } : {}),
   });
   const tier = new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log);
   return {
     tier,
     flusher,
     deleteRun: (run) => deleteArchivedRun({ backend, ledger, tier, prefix: target.prefix }, run),
+    probe: (signal) => backend.probe(signal),
     committed: (states) => flusher.committed(states),
     start: () => flusher.start(),
     async stop() {

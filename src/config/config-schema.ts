@@ -22,6 +22,17 @@ export const serverSchema = z
     compression: z.enum(["none", "gzip"]).default("none"),
     /** How long SIGTERM waits for in-flight batches before closing the stores. */
     shutdown_grace_ms: positiveInt().default(10_000),
+    /** The leader's own log (JSON lines on stderr): `debug`, `info`, `warn`, `error` or `silent`. */
+    log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /**
+     * HTTP/2 keepalive: the leader pings each connection idle this long, and closes
+     * it when the ping is not answered within `keepalive_timeout_ms`, so a worker or
+     * viewer that vanished without a FIN stops holding a stream.
+     */
+    keepalive_time_ms: z.number().int().min(100).default(30_000),
+    keepalive_timeout_ms: z.number().int().min(100).default(10_000),
+    /** Bound on each `/readyz` check (archive, KMS); an unanswered dependency counts as down. */
+    readiness_timeout_ms: positiveInt().default(3_000),
   })
   .prefault({});
 
@@ -172,6 +183,12 @@ export const workerSchema = z
       .int()
       .min(256)
       .default(64 * 1024),
+    /**
+     * A Push stream is also ended after this long, so a slowly printing task has its
+     * lines acknowledged (and its buffer freed) at least this often, and no stream
+     * outlives a load balancer's idle or age limit; the next stream follows at once.
+     */
+    stream_max_age_ms: z.number().int().min(100).default(60_000),
     /** First reconnect delay; doubles up to `backoff_max_ms`, with full jitter. */
     backoff_initial_ms: positiveInt().default(100),
     backoff_max_ms: positiveInt().default(10_000),

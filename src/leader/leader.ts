@@ -2,10 +2,12 @@ import { setMaxListeners } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { createAdminService } from "../api/admin-service.js";
 import { createLogStreamUpgrade } from "../api/compat-websocket.js";
+import { createHealthService } from "../api/health-service.js";
 import { createHttpRoutes } from "../api/http-routes.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
@@ -18,6 +20,9 @@ import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
 import { TaskSizeCap } from "../ingest/task-size-cap.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
+import { createLeaderLog, type LeaderLog } from "../ops/leader-log.js";
+import { LeaderMetrics } from "../ops/leader-metrics.js";
+import { Readiness, type ReadinessCheck } from "../ops/readiness.js";
 import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
 import { RetentionSweep } from "../runs/retention-sweep.js";
@@ -39,15 +44,13 @@ export interface Leader {
   stop(): Promise<void>;
 }
 
-export type LeaderLog = (message: string, err?: unknown) => void;
+export type { LeaderLog } from "../ops/leader-log.js";
 
-const defaultLog: LeaderLog = (message, err) => {
-  const detail = err instanceof Error ? (err.stack ?? err.message) : err === undefined ? "" : String(err);
-  process.stderr.write(`joblog leader: ${message}${detail ? `: ${detail}` : ""}\n`);
-};
-
-/** Opens the stores and serves LogService on one port. */
-export async function startLeader(config: JoblogConfig, log: LeaderLog = defaultLog): Promise<Leader> {
+/** Opens the stores and serves LogService on one port; events go to `log` (pino JSON lines on stderr by default). */
+export async function startLeader(
+  config: JoblogConfig,
+  log: LeaderLog = createLeaderLog({ level: config.server.log_level }),
+): Promise<Leader> {
   const dataDir = resolve(config.server.data_dir);
   try {
     await mkdir(dataDir, { recursive: true });
@@ -55,6 +58,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     throw new Error(`cannot create the data directory ${dataDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   const sync = config.storage.durability === "fsync";
+  const metrics = new LeaderMetrics();
 
   // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
   const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false });
@@ -67,6 +71,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     try {
       runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
         onOutageEnded: (run, outage) => directoryRef?.keyOutageEnded(run, outage),
+        onKmsCall: (operation, outcome) => metrics.kmsCall(operation, outcome),
       });
     } catch (err) {
       await metaKv.close();
@@ -120,6 +125,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     sync,
     serverEvent: (runId, line) => directory.serverEvent(runId, line, { afterCompletion: true }),
     log,
+    onFailure: () => metrics.archiveFailed(),
   });
   await archive?.start();
   const legacy =
@@ -132,6 +138,22 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   // Every open Push stream, tail and WebSocket listens for shutdown: thousands is normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const pushes = new ActiveCount();
+  metrics.bind({
+    pushStreams: () => pushes.size,
+    tailSubscribers: () => hub.subscriberCount,
+    archiveBacklogRuns: () => archive?.flusher.backlogRuns,
+    storeBytes: () => [
+      ["log", logKv.approximateBytes()],
+      ["meta", metaKv.approximateBytes()],
+    ],
+  });
+  const readinessChecks: ReadinessCheck[] = [
+    { name: "log store", check: async () => storeOpen(logKv) },
+    { name: "meta store", check: async () => storeOpen(metaKv) },
+  ];
+  if (archive) readinessChecks.push({ name: "archive", check: archive.probe });
+  if (runKeys.probe) readinessChecks.push({ name: "kms", check: runKeys.probe });
+  const readiness = new Readiness(readinessChecks, { cacheMs: 2_000, timeoutMs: config.server.readiness_timeout_ms });
   const service = createLogService({
     directory,
     queue,
@@ -143,12 +165,22 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     shutdown: shutdown.signal,
     log,
     pushes,
+    metrics,
   });
   const handler = connectNodeAdapter({
     routes: (router) => {
       router.service(LogService, service);
       router.service(AdminService, createAdminService({ keys: runKeys.keys, deletion, log }));
-      registerServerReflection(router, [LogService, AdminService]);
+      router.service(
+        Health,
+        createHealthService({
+          readiness,
+          services: [LogService.typeName, AdminService.typeName],
+          shutdown: shutdown.signal,
+          watchIntervalMs: 5_000,
+        }),
+      );
+      registerServerReflection(router, [LogService, AdminService, Health]);
     },
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,
@@ -156,6 +188,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     fallback: createHttpRoutes(
       { reader, readBytes: config.limits.read_max_bytes, log },
       config.ui.enabled ? createUiAssets(DEFAULT_UI_DIR(), log) : undefined,
+      { readiness, metrics, log },
     ),
   });
   const logStream = createLogStreamUpgrade({
@@ -187,7 +220,10 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const [host, port] = splitHostPort(config.server.listen);
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(tracked, host, port, logStream);
+    listener = await listen(tracked, host, port, logStream, {
+      timeMs: config.server.keepalive_time_ms,
+      timeoutMs: config.server.keepalive_timeout_ms,
+    });
   } catch (err) {
     await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
@@ -206,6 +242,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(sweeper);
+    readiness.markStopping();
     await retention.stop();
     shutdown.abort();
     hub.close();
@@ -236,4 +273,8 @@ export function splitHostPort(listen: string): [string, number] {
   const at = listen.lastIndexOf(":");
   const host = listen.slice(0, at).replace(/^\[(.*)\]$/, "$1");
   return [host, Number(listen.slice(at + 1))];
+}
+
+function storeOpen(kv: KvStore): void {
+  if (!kv.isOpen) throw new Error(`${kv.location} is not open`);
 }

@@ -121,6 +121,16 @@ export class KvStore {
     }
   }
 
+  get isOpen(): boolean {
+    return this.db.status === "open";
+  }
+
+  /** Approximate bytes of the store: live SST files plus memtables (RocksDB's own accounting, no disk walk). */
+  approximateBytes(): number {
+    if (this.db.status !== "open") return 0;
+    return Number(this.db.getProperty("rocksdb.live-sst-files-size")) + Number(this.db.getProperty("rocksdb.size-all-mem-tables"));
+  }
+
   async close(): Promise<void> {
     if (this.db.status === "open") await this.db.close();
   }

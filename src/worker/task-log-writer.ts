@@ -21,6 +21,8 @@ export interface WriterSettings {
   bufferMaxBytes: number;
   /** End a Push stream, collecting its acknowledgement, after this many bytes (default 8 MiB). */
   streamMaxBytes: number;
+  /** ...or once it has been open this long (default 60 s), so slow output is acknowledged too. */
+  streamMaxAgeMs: number;
   /** Cut lines longer than this at capture (default 64 KiB). */
   maxLineBytes: number;
   /** First reconnect delay (default 100 ms); doubles per failure with full jitter... */
@@ -35,6 +37,7 @@ export const DEFAULT_WRITER_SETTINGS: WriterSettings = {
   batchMaxIntervalMs: 200,
   bufferMaxBytes: 32 * 1024 * 1024,
   streamMaxBytes: 8 * 1024 * 1024,
+  streamMaxAgeMs: 60_000,
   maxLineBytes: 64 * 1024,
   backoffInitialMs: 100,
   backoffMaxMs: 10_000,
@@ -280,6 +283,7 @@ export class TaskLogWriter {
       this.poke();
     });
     this.pending.rewind();
+    const endsAt = Date.now() + this.settings.streamMaxAgeMs;
     let streamBytes = 0;
     let streamCost = 0;
     let first = true;
@@ -292,6 +296,7 @@ export class TaskLogWriter {
         }
         // An answer before the end is a refusal or a shutdown: end() rethrows it.
         if (answered) break;
+        if (!first && Date.now() >= endsAt) break;
         const limits = {
           maxLines: this.settings.batchMaxLines,
           maxBytes: this.settings.batchMaxBytes,
@@ -322,7 +327,7 @@ export class TaskLogWriter {
           if (streamBytes >= this.settings.streamMaxBytes || streamCost >= this.settings.bufferMaxBytes / 2) break;
           continue;
         }
-        await this.waitForWork();
+        await this.waitForWork(endsAt);
       }
       const response = await call.end();
       this.acknowledge(Number(response.durableSeq));
@@ -336,15 +341,18 @@ export class TaskLogWriter {
     }
   }
 
-  /** Waits for new lines, completion, abort, or the batch interval of the oldest unsent line. */
-  private waitForWork(): Promise<void> {
+  /** Waits for new lines, completion, abort, the batch interval of the oldest unsent line, or the stream's end of life. */
+  private waitForWork(endsAt: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const oldest = this.pending.oldestUnsentMs;
-      if (oldest !== undefined)
-        timer = setTimeout(() => this.poke(), Math.max(1, this.settings.batchMaxIntervalMs - (Date.now() - oldest)));
+      const now = Date.now();
+      const wait = Math.min(
+        endsAt - now,
+        oldest === undefined ? Number.POSITIVE_INFINITY : this.settings.batchMaxIntervalMs - (now - oldest),
+      );
+      const timer = setTimeout(() => this.poke(), Math.max(1, wait));
       this.wake = () => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         resolve();
       };
     });

@@ -63,6 +63,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
             batchMaxIntervalMs: w.batch_max_interval_ms,
             bufferMaxBytes: w.buffer_max_bytes,
             streamMaxBytes: w.stream_max_bytes,
+            streamMaxAgeMs: w.stream_max_age_ms,
             maxLineBytes: w.max_line_bytes,
             backoffInitialMs: w.backoff_initial_ms,
             backoffMaxMs: w.backoff_max_ms,
