@@ -44,7 +44,7 @@ try {
     // Commander already printed the usage problem (or the help text).
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else {
-    const leader = active?.getOptionValue("leader") as string | undefined;
+    const leader = active?.optsWithGlobals<{ leader?: string }>().leader;
     process.stderr.write(`joblog: ${describeError(err, leader)}\n`);
     process.exitCode = (err as { exitCode?: number }).exitCode ?? 1;
   }

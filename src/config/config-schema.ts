@@ -243,9 +243,10 @@ export const retentionSchema = z
     /** Runs one sweep deletes at most (it examines at most 20 times as many): the rest wait for the next sweep. */
     max_runs_per_sweep: positiveInt().default(100),
     /**
-     * Per-task size cap: past it the leader drops the task's oldest chunks, keeping
-     * the newest output (the end of a failing build is what people need); offsets
-     * stay as they were. 1 GiB by default.
+     * Per-task size cap: once a task's log passes it by a sixteenth, the leader
+     * drops the task's oldest chunks until it fits again, keeping the newest output
+     * (the end of a failing build is what people need); offsets stay as they were.
+     * 1 GiB by default.
      */
     max_task_bytes: z
       .number()

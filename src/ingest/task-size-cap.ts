@@ -19,9 +19,10 @@ export interface TaskSizeCapOptions {
 }
 
 /**
- * The per-task size cap. After a commit leaves a task log longer than the cap,
- * the oldest whole chunks are dropped until what is kept fits (the newest chunk
- * always stays): the state first records where the retained log begins, then one
+ * The per-task size cap. After a commit leaves a task log longer than the cap
+ * by a sixteenth of it, the oldest whole chunks are dropped until what is kept
+ * fits the cap (the newest chunk always stays). The slack batches the drops:
+ * each is a range tombstone in RocksDB, and one per commit would pile them up: the state first records where the retained log begins, then one
  * range delete removes the chunks before it. Offsets never move. Runs after the
  * commit, off the ingest path, one task at a time; a task that grows meanwhile
  * is looked at again.
@@ -30,12 +31,16 @@ export class TaskSizeCap {
   private readonly due = new Set<TaskKey>();
   private running: Promise<void> | undefined;
 
-  constructor(private readonly o: TaskSizeCapOptions) {}
+  private readonly trimAbove: number;
+
+  constructor(private readonly o: TaskSizeCapOptions) {
+    this.trimAbove = o.maxTaskBytes + Math.floor(o.maxTaskBytes / 16);
+  }
 
   /** The commit queue's listener: notes tasks over the cap. */
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void {
     for (const [key, state] of states) {
-      if (!state.archived && state.length - (state.retainedFrom ?? 0) > this.o.maxTaskBytes) this.due.add(key);
+      if (!state.archived && state.length - (state.retainedFrom ?? 0) > this.trimAbove) this.due.add(key);
     }
     if (this.due.size > 0) this.running ??= this.drain();
   }

@@ -27,7 +27,11 @@ const CAP = 8192;
 const LINES = testLines("build", 1000);
 const EXPECTED = Buffer.from(expectedJsonl("build", BASE_TS, LINES));
 
-/** Where the retained log begins once every trim is done: chunks are the 20-line batches, the first one starting within the cap's reach. */
+/**
+ * Where the retained log begins once every trim is done: chunks are the 20-line
+ * batches (each larger than the cap's slack of 512 bytes, so the last commit
+ * trims too), the first one starting within the cap's reach.
+ */
 const FINAL_RETAINED = (() => {
   let offset = 0;
   for (let i = 0; i < LINES.length; i += 20) {
