@@ -1,4 +1,5 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type OpsDeps, serveOpsRoute } from "../ops/ops-routes.js";
 import { type CompatDeps, sendJson, serveCompatRoute } from "./compat-routes.js";
 import type { UiAssets } from "./ui-assets.js";
 
@@ -9,11 +10,13 @@ export type NodeServerResponse = Parameters<NodeHandlerFn>[1];
 
 /**
  * What the leader answers besides the RPCs (which connect-node routes first):
- * the published design's `/api/…` routes, then the browser UI.
+ * the operator's `/healthz`, `/readyz` and `/metrics`, the published design's
+ * `/api/…` routes, then the browser UI.
  */
-export function createHttpRoutes(compat: CompatDeps, ui: UiAssets | undefined): NodeHandlerFn {
+export function createHttpRoutes(compat: CompatDeps, ui: UiAssets | undefined, ops?: OpsDeps): NodeHandlerFn {
   return (req, res) => {
     const path = new URL(req.url ?? "/", "http://leader").pathname;
+    if (ops && serveOpsRoute(ops, path, req, res)) return;
     if (path === "/api" || path.startsWith("/api/")) {
       void serveCompatRoute(compat, req, res);
     } else if (ui && (req.method === "GET" || req.method === "HEAD")) {

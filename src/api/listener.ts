@@ -37,11 +37,19 @@ const H2_PREFACE_START = "PRI";
  * first bytes of each connection decide which server takes it. With `tlsOptions`:
  * ALPN decides.
  */
+export interface KeepaliveOptions {
+  /** Ping each HTTP/2 connection this often... */
+  timeMs: number;
+  /** ...and close it when a ping is not answered within this. */
+  timeoutMs: number;
+}
+
 export function listen(
   handler: RequestHandler,
   host: string,
   port: number,
   onUpgrade?: UpgradeHandler,
+  keepalive?: KeepaliveOptions,
   tlsOptions?: ListenerTls,
 ): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
@@ -52,7 +60,11 @@ export function listen(
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
-    session.on("close", () => sessions.delete(session));
+    const pinger = keepalive ? keepPinging(session, keepalive) : undefined;
+    session.on("close", () => {
+      sessions.delete(session);
+      clearInterval(pinger);
+    });
   });
 
   const sniff = (socket: net.Socket) => {
@@ -125,4 +137,25 @@ export function listen(
       });
     });
   });
+}
+
+/**
+ * A peer that vanished without closing its connection (a killed VM, a dropped NAT
+ * entry) would hold its streams, and its tail subscriptions, until TCP gives up
+ * hours later: an unanswered ping closes the session instead.
+ */
+function keepPinging(session: http2.ServerHttp2Session, keepalive: KeepaliveOptions): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    if (session.closed || session.destroyed) return;
+    const deadline = setTimeout(() => session.destroy(), keepalive.timeoutMs);
+    deadline.unref();
+    try {
+      session.ping(() => clearTimeout(deadline));
+    } catch {
+      // The session is closing already (ERR_HTTP2_PING_CANCEL or too many pings outstanding).
+      clearTimeout(deadline);
+    }
+  }, keepalive.timeMs);
+  timer.unref();
+  return timer;
 }

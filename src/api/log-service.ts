@@ -21,7 +21,7 @@ import type { TailHub } from "../tail/tail-hub.js";
 import { tailLog } from "../tail/tail-stream.js";
 import { type ErrorLogger, toConnectError } from "./error-mapping.js";
 import { resultFromProto, runStateFromProto, runToProto, taskToProto } from "./proto-mapping.js";
-import { handlePush, taskRefInput } from "./push-handler.js";
+import { handlePush, type PushMetrics, taskRefInput } from "./push-handler.js";
 import { locateLineResponse, searchResponses } from "./search-handler.js";
 
 export interface LogServiceDeps {
@@ -37,6 +37,7 @@ export interface LogServiceDeps {
   log: ErrorLogger;
   /** Counts Push streams in progress, so shutdown can wait for their in-flight batches. */
   pushes: { enter(): void; leave(): void };
+  metrics?: PushMetrics;
 }
 
 const DEFAULT_PAGE_SIZE = 50;

@@ -7,6 +7,7 @@ import { identifierProblem, RUN_LOG_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
 import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
+import { MAX_MASKS, MAX_TOTAL_MASK_BYTES, maskProblem, SecretMasker } from "../lines/secret-masker.js";
 import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
 import { resultFromProto, streamFromProto } from "./proto-mapping.js";
 
@@ -15,6 +16,14 @@ export interface PushDeps {
   queue: CommitQueue;
   limits: LimitsConfig;
   shutdown: AbortSignal;
+  metrics?: PushMetrics;
+}
+
+/** What a Push stream reports to the leader's metrics. */
+export interface PushMetrics {
+  pushStreamOpened(): void;
+  /** Lines and JSONL bytes a batch added (0 for a resend), and its arrival-to-durable time. */
+  committed(lines: number, bytes: number, seconds: number): void;
 }
 
 // Batches of one stream committed ahead of their acknowledgement: enough to keep
@@ -47,11 +56,21 @@ export function taskRefInput(ref: TaskRef | undefined): TaskRefInput {
 export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushRequest>, ctx: HandlerContext): Promise<PushResponse> {
   let opened: OpenedTask | undefined;
   let progress: LogProgress = { durableSeq: 0, length: 0, completed: false };
+  // Batches of one task commit in order, so each one's share is its progress past the one before.
+  let counted = progress;
+  const measured = (arrived: number) => (p: LogProgress) => {
+    deps.metrics?.committed(p.durableSeq - counted.durableSeq, p.length - counted.length, (performance.now() - arrived) / 1000);
+    counted = p;
+    return p;
+  };
   const inflight: Array<Promise<LogProgress>> = [];
   const settle = async () => {
     while (inflight.length > 0) progress = await (inflight.shift() as Promise<LogProgress>);
   };
   let receiving = true;
+  // The stream's secrets: in this closure only, never stored, logged or put in an error.
+  let maskValues: string[] = [];
+  let masker: SecretMasker | undefined;
   try {
     const iterator = requests[Symbol.asyncIterator]();
     for (;;) {
@@ -68,15 +87,22 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
         if (!opened) {
           opened = await deps.directory.openTask(ref);
           progress = opened.progress;
+          counted = progress;
+          deps.metrics?.pushStreamOpened();
         } else if (ref.runId !== opened.run.runId || ref.task !== opened.task) {
           throw invalidArgument("task must name the same task in every message of a Push stream");
         }
       }
       if (!opened) throw invalidArgument("task is required in the first message of a Push stream");
+      if (req.masks.length > 0) {
+        maskValues = addMasks(maskValues, req.masks);
+        masker = SecretMasker.create(maskValues);
+      }
       if (req.batch && req.batch.lines.length > 0) {
-        const batch = prepareBatch(req, opened, deps.limits);
+        const batch = prepareBatch(req, opened, deps.limits, masker);
         const key = opened.key;
-        const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded));
+        const arrived = performance.now();
+        const committed = deps.queue.run([key], (c) => appendBatch(c, key, batch.firstSeq, batch.encoded)).then(measured(arrived));
         committed.catch(() => undefined); // awaited in order below; this only silences the early rejection
         inflight.push(committed);
         deps.directory.touch(opened.run.runId);
@@ -141,7 +167,23 @@ interface PreparedBatch {
   encoded: ReturnType<typeof encodeLines>;
 }
 
-function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig): PreparedBatch {
+/** The stream's masks with `added`; errors name the entry and the limit, never the value. */
+function addMasks(current: string[], added: readonly string[]): string[] {
+  const all = [...current];
+  for (const [i, value] of added.entries()) {
+    const problem = maskProblem(`masks[${i}]`, value);
+    if (problem) throw problem.tooShort ? invalidArgument(problem.message) : resourceExhausted(problem.message);
+    if (!all.includes(value)) all.push(value);
+  }
+  if (all.length > MAX_MASKS) throw resourceExhausted(`the Push stream registered ${all.length} masks; the limit is ${MAX_MASKS}`);
+  const total = all.reduce((sum, value) => sum + Buffer.byteLength(value), 0);
+  if (total > MAX_TOTAL_MASK_BYTES) {
+    throw resourceExhausted(`the Push stream registered ${total} bytes of masks; the limit is ${MAX_TOTAL_MASK_BYTES} in all`);
+  }
+  return all;
+}
+
+function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig, masker: SecretMasker | undefined): PreparedBatch {
   const batch = req.batch;
   if (!batch) throw invalidArgument("batch is required");
   if (batch.lines.length > limits.max_lines_per_batch) {
@@ -157,6 +199,8 @@ function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig
     const l = batch.lines[i] as (typeof batch.lines)[number];
     lines[i] = { text: l.text, stream: streamFromProto(l.stream), tsMs: base + l.tsOffsetMs };
   }
+  // Masked before encoding, so a secret is never in a record; a stream without masks pays nothing per line.
+  if (masker) for (const line of lines) line.text = masker.mask(line.text);
   return { firstSeq: Number(batch.firstSeq), encoded: encodeLines(opened.task, lines, limits.max_line_bytes) };
 }
 

@@ -18,6 +18,8 @@ export interface ArchiveBackend {
   get(key: string): Promise<Buffer | undefined>;
   /** Keys under a prefix. */
   list(prefix: string): AsyncIterable<string>;
+  /** Throws unless the store answers and the bucket or directory exists: one cheap request, no retries (readiness). */
+  probe(signal: AbortSignal): Promise<void>;
   /** Deletes objects; keys that do not exist are not an error. */
   delete(keys: readonly string[]): Promise<void>;
   close(): void;

@@ -23,6 +23,8 @@ export interface ArchiveFlusherOptions {
   flushIntervalMs: number;
   gzipLevel: number;
   log(message: string, err?: unknown): void;
+  /** Told of every failed flush of a run (metrics). */
+  onFailure?(): void;
 }
 
 /**
@@ -45,6 +47,8 @@ export class ArchiveFlusher {
   private readonly active = new Set<string>();
   private readonly archivedLengths = new Map<TaskKey, number>();
   private readonly dropped = new Set<TaskKey>();
+  /** Runs being deleted: not flushed, whatever commits or timers say. */
+  private readonly deleting = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -65,15 +69,36 @@ export class ArchiveFlusher {
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void {
     let soon = false;
     for (const [key, state] of states) {
-      this.active.add(splitTaskKey(key).run);
+      const run = splitTaskKey(key).run;
+      if (this.deleting.has(run)) continue;
+      this.active.add(run);
       if (state.completion && !state.archived) soon = true;
     }
     if (soon) this.kick();
   }
 
+  /** Runs with work left: bytes not yet archived, or an archive not yet final. */
+  get backlogRuns(): number {
+    return this.active.size;
+  }
+
   /** Resolves once no flush is running or asked for: what tests and shutdown wait on. */
   async idle(): Promise<void> {
     for (let i = 0; i < 1000 && this.running; i++) await this.running;
+  }
+
+  /** Stops flushing a run that is being deleted, once any flush under way has finished. */
+  async hold(runId: string): Promise<void> {
+    this.deleting.add(runId);
+    this.active.delete(runId);
+    await this.idle();
+  }
+
+  /** The run is deleted: forget it (or, when its deletion failed, flush it again). */
+  release(runId: string, deleted: boolean): void {
+    this.deleting.delete(runId);
+    if (deleted) this.forget(runId);
+    else this.active.add(runId);
   }
 
   async stop(): Promise<void> {
@@ -101,6 +126,7 @@ export class ArchiveFlusher {
   private async flushAll(): Promise<void> {
     for (const runId of [...this.active]) {
       if (this.stopped) return;
+      if (this.deleting.has(runId)) continue;
       try {
         if (await this.flushRun(runId)) this.forget(runId);
       } catch (err) {
@@ -159,9 +185,19 @@ export class ArchiveFlusher {
     for (const task of names) {
       const state = await this.o.registry.load(taskKey(runId, task));
       if (!state) continue;
-      let end = await this.archivedLength(runId, task);
+      // Bytes dropped under the size cap before they were archived are not archived either.
+      let end = Math.max(await this.archivedLength(runId, task), state.retainedFrom ?? 0);
       while (end < state.length && !state.archived) {
-        const segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        let segment: Awaited<ReturnType<typeof uploadSegment>>;
+        try {
+          segment = await uploadSegment(this.o, archived.base, runId, task, end, state.length);
+        } catch (err) {
+          // The size cap dropped these bytes while they were being read: go on from where the log now begins.
+          const retainedFrom = (await this.o.registry.load(taskKey(runId, task)))?.retainedFrom ?? 0;
+          if (retainedFrom <= end) throw err;
+          end = retainedFrom;
+          continue;
+        }
         await this.o.ledger.addSegment(runId, segment);
         end = segment.members.plainEnd;
         this.archivedLengths.set(taskKey(runId, task), end);
@@ -216,6 +252,7 @@ export class ArchiveFlusher {
    * outage (the ledger remembers it, so a restart in the middle of one does not repeat it).
    */
   private async failed(runId: string, err: unknown): Promise<void> {
+    this.o.onFailure?.();
     this.o.log(`archive flush of run ${runId} to ${this.o.backend.description} failed; retrying in ${this.o.flushIntervalMs} ms`, err);
     const archived = await this.o.ledger.run(runId).catch(() => undefined);
     // Once the run's object is final, `_server` is in it: later trouble (cleanup) goes to the leader's log only.

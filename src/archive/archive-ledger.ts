@@ -95,6 +95,18 @@ export class ArchiveLedger {
     return last === undefined ? 0 : parse<Segment>(last[1]).members.plainEnd;
   }
 
+  /** Forgets everything about a deleted run: its record, its pending mark and its segments. */
+  async forgetRun(runId: string): Promise<void> {
+    await this.dropSegments(runId);
+    await this.kv.write(
+      [
+        { type: "del", key: archivedRunKey(runId) },
+        { type: "del", key: archivePendingKey(runId) },
+      ],
+      this.sync,
+    );
+  }
+
   /** Forgets a run's segments: once its object is final, they are neither read nor kept. */
   async dropSegments(runId: string): Promise<void> {
     const range = archiveSegmentRange(runId);

@@ -41,6 +41,7 @@ export class ArchiveTier {
       records: entry.records,
       startedAt: entry.startedAt,
       ...(entry.completion && { completion: entry.completion }),
+      ...(entry.retainedFrom !== undefined && { retainedFrom: entry.retainedFrom }),
       archived: true,
     };
   }
@@ -68,6 +69,11 @@ export class ArchiveTier {
       }
       throw new Error(`the archive holds no bytes at offset ${offset} of task ${task} of run ${run}`);
     });
+  }
+
+  /** Drops what is cached of a deleted run. */
+  forget(run: string): void {
+    this.indexes.delete(run);
   }
 
   private async readMembers(key: string, table: MemberTable, offset: number, maxBytes: number): Promise<LogSlice | undefined> {

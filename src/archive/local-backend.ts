@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
+import { access, constants, mkdir, open, readdir, readFile, rename, rm, rmdir, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { type ArchiveBackend, ArchiveKeyError, ArchiveVerifyError, type ObjectDigest } from "./archive-backend.js";
 import { type RetryPolicy, withRetry } from "./request-retry.js";
@@ -114,6 +114,17 @@ export class LocalBackend implements ArchiveBackend {
       .filter((k) => k.startsWith(prefix))
       .sort();
     yield* keys;
+  }
+
+  async probe(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true });
+      await access(this.root, constants.W_OK);
+    } catch (err) {
+      throw new Error(`archive directory ${this.root} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`, {
+        cause: err,
+      });
+    }
   }
 
   async delete(keys: readonly string[]): Promise<void> {

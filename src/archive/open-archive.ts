@@ -3,9 +3,10 @@ import type { CommitQueue } from "../ingest/commit-queue.js";
 import type { TaskKey, TaskRegistry } from "../ingest/task-registry.js";
 import type { KvStore } from "../store/kv-store.js";
 import type { LogStore } from "../store/log-store.js";
-import type { MetaStore } from "../store/meta-store.js";
+import type { MetaStore, RunRecord } from "../store/meta-store.js";
 import type { TaskLogState } from "../store/task-log-state.js";
 import type { ArchiveBackend } from "./archive-backend.js";
+import { deleteArchivedRun } from "./archive-deletion.js";
 import { ArchiveFlusher } from "./archive-flusher.js";
 import { ArchiveLedger } from "./archive-ledger.js";
 import { type ArchiveTarget, archiveTarget } from "./archive-settings.js";
@@ -22,15 +23,20 @@ export interface ArchiveDeps {
   sync: boolean;
   serverEvent(runId: string, line: string): Promise<void>;
   log(message: string, err?: unknown): void;
+  onFailure?(): void;
 }
 
 /** The archive tier of a leader: the flusher that fills it and the reader tier that reads it. */
 export interface Archive {
   tier: ArchiveTier;
   flusher: ArchiveFlusher;
+  /** Readiness: the backend answers. */
+  probe(signal: AbortSignal): Promise<void>;
   /** The commit queue's listener. */
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void;
   start(): Promise<void>;
+  /** Removes a run's objects and its ledger records; the caller holds its flushing (`flusher.hold`). */
+  deleteRun(run: RunRecord): Promise<number>;
   /** Ends flushing (requests in flight are aborted; the ledger keeps what was verified). */
   stop(): Promise<void>;
 }
@@ -54,10 +60,14 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
     flushIntervalMs: config.flush_interval_ms,
     gzipLevel: config.gzip_level,
     log: deps.log,
+    ...(deps.onFailure ? { onFailure: deps.onFailure } : {}),
   });
+  const tier = new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log);
   return {
-    tier: new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log),
+    tier,
     flusher,
+    probe: (signal) => backend.probe(signal),
+    deleteRun: (run) => deleteArchivedRun({ backend, ledger, tier, prefix: target.prefix }, run),
     committed: (states) => flusher.committed(states),
     start: () => flusher.start(),
     async stop() {

@@ -24,6 +24,8 @@ export interface IndexedTask {
   records: number;
   startedAt: number;
   completion?: TaskCompletionState;
+  /** Where the archived log begins when the per-task size cap dropped its start (absent: 0). */
+  retainedFrom?: number;
   /** Object byte range of this task's members. */
   gzStart: number;
   gzEnd: number;

@@ -21,14 +21,23 @@ export interface ArchivedTaskLog {
  * the run's JSONL — then its index, verifying both. Segments are already gzip
  * members: nothing is compressed again, only copied.
  */
+/** Segments wholly before the retained log hold bytes the size cap dropped: the run's object leaves them out. */
+function retainedSegments(log: ArchivedTaskLog): Segment[] {
+  const retainedFrom = log.state.retainedFrom ?? 0;
+  return log.segments.filter((s) => s.members.plainEnd > retainedFrom);
+}
+
 export async function writeRunObject(backend: ArchiveBackend, base: string, run: RunRecord, logs: ArchivedTaskLog[]): Promise<RunIndex> {
   const tasks: IndexedTask[] = [];
   let position = 0;
   for (const log of logs) {
     const start = position;
-    let covered = 0;
+    const retainedFrom = log.state.retainedFrom ?? 0;
+    const segments = retainedSegments(log);
+    let covered = Math.min(retainedFrom, segments[0]?.members.plain[0] ?? retainedFrom);
+    const keptFrom = covered;
     let table = { plain: [] as number[], gz: [] as number[], plainEnd: 0, gzEnd: position };
-    for (const segment of log.segments) {
+    for (const segment of segments) {
       if (segment.members.plain[0] !== covered)
         throw new Error(`task ${log.task} of run ${run.runId}: archive segments leave a gap at ${covered}`);
       table = joinTables(table, shiftTable(segment.members, position));
@@ -43,6 +52,7 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
       records: log.state.records,
       startedAt: log.state.startedAt,
       ...(log.state.completion && { completion: log.state.completion }),
+      ...(keptFrom > 0 && { retainedFrom: keptFrom }),
       gzStart: start,
       gzEnd: position,
       members: membersOf(table),
@@ -51,7 +61,7 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
 
   async function* pieces(): AsyncGenerator<Buffer> {
     for (const log of logs) {
-      for (const segment of log.segments) {
+      for (const segment of retainedSegments(log)) {
         const body = await backend.get(segment.key);
         // Checked again on the way through: a segment changed since its upload must not reach the run's object.
         const md5 = body && createHash("md5").update(body).digest("hex");

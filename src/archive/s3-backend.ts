@@ -5,6 +5,7 @@ import {
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -193,6 +194,18 @@ export class S3Backend implements ArchiveBackend {
       for (const object of res.Contents ?? []) if (object.Key !== undefined) yield object.Key;
       if (!res.IsTruncated || res.NextContinuationToken === undefined) return;
       token = res.NextContinuationToken;
+    }
+  }
+
+  async probe(signal: AbortSignal): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.target.bucket }), {
+        abortSignal: AbortSignal.any([signal, this.options.signal]),
+      });
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const name = err instanceof Error ? err.name : "error";
+      throw new Error(`archive ${this.description} does not answer HeadBucket (${status ?? name})`, { cause: err });
     }
   }
 

@@ -1,9 +1,11 @@
 import { Command, CommanderError } from "commander";
 import { DEFAULT_LEADER } from "../client/leader-url.js";
 import { describeError } from "./cli-errors.js";
+import { registerBackup } from "./commands/backup-command.js";
 import { registerKeys } from "./commands/keys-command.js";
 import { registerLeader } from "./commands/leader-command.js";
 import { registerRead } from "./commands/read-command.js";
+import { registerRestore } from "./commands/restore-command.js";
 import { registerRun } from "./commands/run-command.js";
 import { registerRuns } from "./commands/runs-command.js";
 import { registerTail } from "./commands/tail-command.js";
@@ -31,6 +33,8 @@ registerRead(program, defaultLeader);
 registerTail(program, defaultLeader);
 registerRuns(program, defaultLeader);
 registerKeys(program, defaultLeader);
+registerBackup(program, defaultLeader);
+registerRestore(program);
 registerTokens(program);
 
 try {

@@ -1,6 +1,15 @@
 import { create, type DescMessage, fromBinary, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { AdminService, RotateKeysRequestSchema, RotateKeysResponseSchema } from "../../gen/joblog/v1/admin_pb.js";
+import {
+  AdminService,
+  BackupRequestSchema,
+  type BackupResponse,
+  BackupResponseSchema,
+  DeleteRunRequestSchema,
+  DeleteRunResponseSchema,
+  RotateKeysRequestSchema,
+  RotateKeysResponseSchema,
+} from "../../gen/joblog/v1/admin_pb.js";
 import {
   CompleteRunRequestSchema,
   CompleteRunResponseSchema,
@@ -130,6 +139,12 @@ export class LeaderClient {
     return this.unary(method, RotateKeysRequestSchema, RotateKeysResponseSchema, {}, { timeoutMs: 3_600_000, ...options });
   }
 
+  /** AdminService.DeleteRun: deletes a completed run's logs, keys and archive objects; allowed 10 minutes unless told otherwise. */
+  deleteRun(request: MessageInitShape<typeof DeleteRunRequestSchema>, options?: CallOptions) {
+    const method = `/${AdminService.typeName}/${AdminService.method.deleteRun.name}`;
+    return this.unary(method, DeleteRunRequestSchema, DeleteRunResponseSchema, request, { timeoutMs: 600_000, ...options });
+  }
+
   push(): PushCall {
     let settle!: { resolve(r: PushResponse): void; reject(e: unknown): void };
     const result = new Promise<PushResponse>((resolve, reject) => {
@@ -175,19 +190,35 @@ export class LeaderClient {
   }
 
   /** Streams a task log; breaking out of the loop or aborting `signal` cancels the call. */
-  async *tail(request: MessageInitShape<typeof TailRequestSchema>, options?: CallOptions): AsyncGenerator<TailResponse> {
+  tail(request: MessageInitShape<typeof TailRequestSchema>, options?: CallOptions): AsyncGenerator<TailResponse> {
+    return this.serverStream(path("tail"), TailRequestSchema, TailResponseSchema, request, options);
+  }
+
+  /** AdminService.Backup: progress of an online backup, then its summary; cancelling stops the backup. */
+  backup(request: MessageInitShape<typeof BackupRequestSchema>, options?: CallOptions): AsyncGenerator<BackupResponse> {
+    const method = `/${AdminService.typeName}/${AdminService.method.backup.name}`;
+    return this.serverStream(method, BackupRequestSchema, BackupResponseSchema, request, options);
+  }
+
+  private async *serverStream<I extends DescMessage, O extends DescMessage>(
+    method: string,
+    input: I,
+    output: O,
+    request: MessageInitShape<I>,
+    options?: CallOptions,
+  ): AsyncGenerator<MessageShape<O>> {
     const call = this.client.makeServerStreamRequest(
-      path("tail"),
-      serializer(TailRequestSchema),
-      deserializer(TailResponseSchema),
-      create(TailRequestSchema, request),
+      method,
+      serializer(input),
+      deserializer(output),
+      create(input, request),
       this.metadata(),
       {},
     );
     const onAbort = () => call.cancel();
     options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      for await (const message of call as AsyncIterable<TailResponse>) yield message;
+      for await (const message of call as AsyncIterable<MessageShape<O>>) yield message;
     } catch (err) {
       throw withReadableDetails(err);
     } finally {

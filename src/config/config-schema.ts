@@ -22,6 +22,17 @@ export const serverSchema = z
     compression: z.enum(["none", "gzip"]).default("none"),
     /** How long SIGTERM waits for in-flight batches before closing the stores. */
     shutdown_grace_ms: positiveInt().default(10_000),
+    /** The leader's own log (JSON lines on stderr): `debug`, `info`, `warn`, `error` or `silent`. */
+    log_level: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+    /**
+     * HTTP/2 keepalive: the leader pings each connection idle this long, and closes
+     * it when the ping is not answered within `keepalive_timeout_ms`, so a worker or
+     * viewer that vanished without a FIN stops holding a stream.
+     */
+    keepalive_time_ms: z.number().int().min(100).default(30_000),
+    keepalive_timeout_ms: z.number().int().min(100).default(10_000),
+    /** Bound on each `/readyz` check (archive, KMS); an unanswered dependency counts as down. */
+    readiness_timeout_ms: positiveInt().default(3_000),
     /** TLS on the one port (HTTP/2 and HTTP/1.1 chosen by ALPN); absent: cleartext. */
     tls: z
       .strictObject({
@@ -189,6 +200,12 @@ export const workerSchema = z
       .int()
       .min(256)
       .default(64 * 1024),
+    /**
+     * A Push stream is also ended after this long, so a slowly printing task has its
+     * lines acknowledged (and its buffer freed) at least this often, and no stream
+     * outlives a load balancer's idle or age limit; the next stream follows at once.
+     */
+    stream_max_age_ms: z.number().int().min(100).default(60_000),
     /** First reconnect delay; doubles up to `backoff_max_ms`, with full jitter. */
     backoff_initial_ms: positiveInt().default(100),
     backoff_max_ms: positiveInt().default(10_000),
@@ -248,6 +265,31 @@ export const authSchema = z
       if (seen.has(t.name)) ctx.addIssue({ code: "custom", path: ["tokens", i, "name"], message: `duplicate token name ${t.name}` });
       seen.set(t.name, i);
     }
+  })
+  .prefault({});
+
+export const retentionSchema = z
+  .strictObject({
+    /**
+     * Completed runs that ended more than this many days ago are deleted — logs,
+     * data keys, archive objects — as `joblog runs delete` does. 0 (the default)
+     * keeps runs forever. Fractions are allowed.
+     */
+    days: z.number().min(0).default(0),
+    /** How often the retention sweep looks for expired runs. */
+    sweep_interval_seconds: positiveInt().default(3600),
+    /** Runs one sweep deletes at most (it examines at most 20 times as many): the rest wait for the next sweep. */
+    max_runs_per_sweep: positiveInt().default(100),
+    /**
+     * Per-task size cap: past it the leader drops the task's oldest chunks, keeping
+     * the newest output (the end of a failing build is what people need); offsets
+     * stay as they were. 1 GiB by default.
+     */
+    max_task_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .default(1024 * 1024 * 1024),
   })
   .prefault({});
 
@@ -346,6 +388,7 @@ export const configSchema = z.strictObject({
   search: searchSchema,
   ui: uiSchema,
   log_storage: logStorageSchema,
+  retention: retentionSchema,
   auth: authSchema,
 });
 
@@ -355,6 +398,7 @@ export type LimitsConfig = JoblogConfig["limits"];
 export type EncryptionConfig = JoblogConfig["encryption"];
 export type SearchConfig = JoblogConfig["search"];
 export type LogStorageConfig = JoblogConfig["log_storage"];
+export type RetentionConfig = JoblogConfig["retention"];
 export type AuthConfig = JoblogConfig["auth"];
 export type TokenConfig = AuthConfig["tokens"][number];
 export type TlsConfig = NonNullable<JoblogConfig["server"]["tls"]>;

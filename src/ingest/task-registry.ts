@@ -60,6 +60,11 @@ export class TaskRegistry {
     return this.entries.get(key)?.state;
   }
 
+  /** Forgets a task whose log was deleted from the store. */
+  forget(key: TaskKey): void {
+    this.entries.delete(key);
+  }
+
   /** Records a state that is now durable. */
   commit(key: TaskKey, state: TaskLogState): void {
     const entry = this.entries.get(key);

@@ -10,7 +10,11 @@ export interface AwsKeyProviderOptions {
   endpoint?: string | undefined;
   /** Bound on one call including its retries: a stalled KMS must not stall a Push forever. */
   timeoutMs: number;
+  /** Told of every call's outcome (metrics). */
+  onCall?: ((operation: string, outcome: KmsCallOutcome) => void) | undefined;
 }
+
+export type KmsCallOutcome = "ok" | "unavailable" | "refused";
 
 /** Failures that say "try again later" rather than "this will never work". */
 const TRANSIENT = new Set([
@@ -82,6 +86,19 @@ export class AwsKeyProvider implements KeyProvider {
     return { wrapped: Buffer.from(out.CiphertextBlob), keyId: out.KeyId ?? this.options.keyId };
   }
 
+  /**
+   * Readiness: KMS answers and will make data keys for the configured key. A
+   * GenerateDataKey, because the leader is certainly allowed that one; its key is dropped.
+   */
+  async probe(signal: AbortSignal): Promise<void> {
+    await this.call("GenerateDataKey", (abortSignal) =>
+      this.client.send(
+        new GenerateDataKeyCommand({ KeyId: this.options.keyId, KeySpec: "AES_256", EncryptionContext: { joblog: "readiness" } }),
+        { abortSignal: AbortSignal.any([abortSignal, signal]) },
+      ),
+    );
+  }
+
   // KMS keeps old key material for Decrypt by itself; rotation only re-wraps.
   async beginRotation(): Promise<void> {}
   async finishRotation(): Promise<void> {}
@@ -92,15 +109,19 @@ export class AwsKeyProvider implements KeyProvider {
 
   private async call<T>(operation: string, send: (signal: AbortSignal) => Promise<T>): Promise<T> {
     try {
-      return await send(AbortSignal.timeout(this.options.timeoutMs));
+      const out = await send(AbortSignal.timeout(this.options.timeoutMs));
+      this.options.onCall?.(operation, "ok");
+      return out;
     } catch (err) {
       const name = err instanceof Error ? err.name : "";
       const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       const reason = err instanceof Error ? err.message : String(err);
       // No HTTP status at all: the request never got an answer (refused, reset, timed out).
       if (TRANSIENT.has(name) || status === undefined || status >= 500 || status === 429) {
+        this.options.onCall?.(operation, "unavailable");
         throw new KeyUnavailableError(`${this.description} is unreachable (${operation}: ${name || "error"}: ${reason})`, { cause: err });
       }
+      this.options.onCall?.(operation, "refused");
       throw new KeyAccessError(`${this.description} refused ${operation}: ${name}: ${reason}`, { cause: err });
     }
   }

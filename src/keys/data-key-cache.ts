@@ -39,6 +39,11 @@ export class DataKeyCache<V> {
     this.entries.delete(id);
   }
 
+  /** Drops every entry whose id starts with `prefix`. */
+  deletePrefix(prefix: string): void {
+    for (const id of [...this.entries.keys()]) if (id.startsWith(prefix)) this.entries.delete(id);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -1,7 +1,7 @@
 import { ChunkIntegrityError, type ChunkKeySource, type SealingKey } from "../crypto/chunk-cipher.js";
 import { failedPrecondition, unavailable } from "../errors/domain-error.js";
 import type { KvStore } from "../store/kv-store.js";
-import { dataKeyKey, dataKeyRange, nonceLeaseKey, parseDataKeyKey } from "../store/log-keys.js";
+import { dataKeyKey, dataKeyRange, nonceLeaseKey, nonceLeaseRange, parseDataKeyKey } from "../store/log-keys.js";
 import { DataKeyCache } from "./data-key-cache.js";
 import { type DataKeyRecord, decodeDataKeyRecord, encodeDataKeyRecord } from "./data-key-record.js";
 import { type EncryptionContext, KeyAccessError, type KeyProvider, KeyUnavailableError } from "./key-provider.js";
@@ -102,6 +102,20 @@ export class RunKeys implements ChunkKeySource {
         throw err;
       }
     });
+  }
+
+  /**
+   * Destroys a run's data keys: every wrapped generation and nonce lease, and the
+   * plaintext copies in memory. Whatever of the run is still stored anywhere can
+   * no longer be decrypted. Callers make sure nothing writes to the run meanwhile.
+   */
+  async deleteRun(run: string): Promise<void> {
+    const keys = dataKeyRange(run);
+    const leases = nonceLeaseRange(run);
+    await this.kv.deleteRange(keys.gte, keys.lt);
+    await this.kv.deleteRange(leases.gte, leases.lt);
+    this.writers.delete(run);
+    this.keys.deletePrefix(`${run}\0`);
   }
 
   /** Re-wraps every stored data key under the provider's current master key; chunks are not touched. */

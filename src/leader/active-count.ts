@@ -3,6 +3,10 @@ export class ActiveCount {
   private count = 0;
   private waiters: Array<() => void> = [];
 
+  get size(): number {
+    return this.count;
+  }
+
   enter(): void {
     this.count++;
   }

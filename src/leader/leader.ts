@@ -2,10 +2,12 @@ import { setMaxListeners } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { createAdminService } from "../api/admin-service.js";
 import { createLogStreamUpgrade } from "../api/compat-websocket.js";
+import { createHealthService } from "../api/health-service.js";
 import { createHttpRoutes } from "../api/http-routes.js";
 import { listen, type RequestHandler } from "../api/listener.js";
 import { createLogService } from "../api/log-service.js";
@@ -22,9 +24,15 @@ import type { JoblogConfig } from "../config/config-schema.js";
 import { ChunkThread } from "../crypto/chunk-thread.js";
 import { CommitQueue } from "../ingest/commit-queue.js";
 import { TaskRegistry } from "../ingest/task-registry.js";
+import { TaskSizeCap } from "../ingest/task-size-cap.js";
 import { openRunKeys } from "../keys/open-run-keys.js";
+import { createLeaderLog, type LeaderLog } from "../ops/leader-log.js";
+import { LeaderMetrics } from "../ops/leader-metrics.js";
+import { Readiness, type ReadinessCheck } from "../ops/readiness.js";
 import { LegacyLogs } from "../read/legacy-log.js";
 import { LogReader } from "../read/log-reader.js";
+import { RetentionSweep } from "../runs/retention-sweep.js";
+import { RunDeletion } from "../runs/run-deletion.js";
 import { RunDirectory } from "../runs/run-directory.js";
 import { KvStore } from "../store/kv-store.js";
 import { LogStore } from "../store/log-store.js";
@@ -42,15 +50,13 @@ export interface Leader {
   stop(): Promise<void>;
 }
 
-export type LeaderLog = (message: string, err?: unknown) => void;
+export type { LeaderLog } from "../ops/leader-log.js";
 
-const defaultLog: LeaderLog = (message, err) => {
-  const detail = err instanceof Error ? (err.stack ?? err.message) : err === undefined ? "" : String(err);
-  process.stderr.write(`joblog leader: ${message}${detail ? `: ${detail}` : ""}\n`);
-};
-
-/** Opens the stores and serves LogService on one port. */
-export async function startLeader(config: JoblogConfig, log: LeaderLog = defaultLog): Promise<Leader> {
+/** Opens the stores and serves LogService on one port; events go to `log` (pino JSON lines on stderr by default). */
+export async function startLeader(
+  config: JoblogConfig,
+  log: LeaderLog = createLeaderLog({ level: config.server.log_level }),
+): Promise<Leader> {
   const dataDir = resolve(config.server.data_dir);
   const [host, port] = splitHostPort(config.server.listen);
   checkListenPolicy(config, host, log);
@@ -61,6 +67,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     throw new Error(`cannot create the data directory ${dataDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   const sync = config.storage.durability === "fsync";
+  const metrics = new LeaderMetrics();
 
   // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
   const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false });
@@ -73,6 +80,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     try {
       runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
         onOutageEnded: (run, outage) => directoryRef?.keyOutageEnded(run, outage),
+        onKmsCall: (operation, outcome) => metrics.kmsCall(operation, outcome),
       });
     } catch (err) {
       await metaKv.close();
@@ -97,15 +105,18 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   const registry = new TaskRegistry(logStore);
   const hub = new TailHub(config.tail.cache_bytes_per_task);
   let archive: Archive | undefined;
+  let sizeCap: TaskSizeCap | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {
     sync,
     chunkBytes: config.storage.chunk_bytes,
     onCommitted: (appends, states) => {
       hub.publish(appends, states);
       archive?.committed(states);
+      sizeCap?.committed(states);
     },
     warn: log,
   });
+  sizeCap = new TaskSizeCap({ store: logStore, registry, queue, maxTaskBytes: config.retention.max_task_bytes, log });
   const directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
@@ -123,16 +134,35 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     sync,
     serverEvent: (runId, line) => directory.serverEvent(runId, line, { afterCompletion: true }),
     log,
+    onFailure: () => metrics.archiveFailed(),
   });
   await archive?.start();
   const legacy =
     config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
   const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
+  const deletion = new RunDeletion({ directory, meta, store: logStore, registry, keys: runKeys.keys, archive, sync, log });
+
   const shutdown = new AbortController();
   // Every open Push stream, tail and WebSocket listens for shutdown: thousands is normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const pushes = new ActiveCount();
+  metrics.bind({
+    pushStreams: () => pushes.size,
+    tailSubscribers: () => hub.subscriberCount,
+    archiveBacklogRuns: () => archive?.flusher.backlogRuns,
+    storeBytes: () => [
+      ["log", logKv.approximateBytes()],
+      ["meta", metaKv.approximateBytes()],
+    ],
+  });
+  const readinessChecks: ReadinessCheck[] = [
+    { name: "log store", check: async () => storeOpen(logKv) },
+    { name: "meta store", check: async () => storeOpen(metaKv) },
+  ];
+  if (archive) readinessChecks.push({ name: "archive", check: archive.probe });
+  if (runKeys.probe) readinessChecks.push({ name: "kms", check: runKeys.probe });
+  const readiness = new Readiness(readinessChecks, { cacheMs: 2_000, timeoutMs: config.server.readiness_timeout_ms });
   const service = createLogService({
     directory,
     queue,
@@ -144,6 +174,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     shutdown: shutdown.signal,
     log,
     pushes,
+    metrics,
   });
   const access = new AccessControl(config.auth.tokens, async (runId) => (await meta.getRun(runId))?.workspace);
   const quota = new StreamQuota(config.limits);
@@ -151,8 +182,25 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     interceptors: [createRpcAuthInterceptor(access, quota)],
     routes: (router) => {
       router.service(LogService, service);
-      router.service(AdminService, createAdminService({ keys: runKeys.keys, log }));
-      registerServerReflection(router, [LogService, AdminService]);
+      router.service(
+        AdminService,
+        createAdminService({
+          keys: runKeys.keys,
+          deletion,
+          log,
+          backup: { stores: { logKv, metaKv, writes: directory.writes }, shutdown: shutdown.signal },
+        }),
+      );
+      router.service(
+        Health,
+        createHealthService({
+          readiness,
+          services: [LogService.typeName, AdminService.typeName],
+          shutdown: shutdown.signal,
+          watchIntervalMs: 5_000,
+        }),
+      );
+      registerServerReflection(router, [LogService, AdminService, Health]);
     },
     readMaxBytes: config.limits.max_message_bytes,
     writeMaxBytes: config.limits.max_message_bytes,
@@ -162,6 +210,7 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
       createHttpRoutes(
         { reader, readBytes: config.limits.read_max_bytes, log },
         config.ui.enabled ? createUiAssets(DEFAULT_UI_DIR(), log) : undefined,
+        { readiness, metrics, log },
       ),
       log,
     ),
@@ -199,7 +248,14 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
   };
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(tracked, host, port, logStream, tls);
+    listener = await listen(
+      tracked,
+      host,
+      port,
+      logStream,
+      { timeMs: config.server.keepalive_time_ms, timeoutMs: config.server.keepalive_timeout_ms },
+      tls,
+    );
   } catch (err) {
     await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
@@ -212,16 +268,21 @@ export async function startLeader(config: JoblogConfig, log: LeaderLog = default
     directory.completeIdleRuns().catch((err: unknown) => log("idle run sweep failed", err));
   }, sweepEvery);
   sweeper.unref();
+  const retention = new RetentionSweep({ meta, deletion, log }, config.retention);
+  retention.start();
 
   let stopping: Promise<void> | undefined;
   const stop = async () => {
     clearInterval(sweeper);
+    readiness.markStopping();
+    await retention.stop();
     shutdown.abort();
     hub.close();
     listener.stopAccepting();
     const deadline = Date.now() + config.server.shutdown_grace_ms;
     await pushes.drained(config.server.shutdown_grace_ms);
     await queue.idle();
+    await sizeCap.idle();
     await archive?.stop();
     // Tails and Pushes end with UNAVAILABLE saying where to resume; cutting connections first would lose that.
     await requests.drained(Math.max(0, deadline - Date.now()));
@@ -244,4 +305,8 @@ export function splitHostPort(listen: string): [string, number] {
   const at = listen.lastIndexOf(":");
   const host = listen.slice(0, at).replace(/^\[(.*)\]$/, "$1");
   return [host, Number(listen.slice(at + 1))];
+}
+
+function storeOpen(kv: KvStore): void {
+  if (!kv.isOpen) throw new Error(`${kv.location} is not open`);
 }

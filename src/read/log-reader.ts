@@ -5,6 +5,7 @@ import type { RunDirectory } from "../runs/run-directory.js";
 import type { LogSlice, LogStore } from "../store/log-store.js";
 import type { TaskLogState } from "../store/task-log-state.js";
 import type { TailHub } from "../tail/tail-hub.js";
+import { droppedMarker, firstRecordTime } from "./dropped-marker.js";
 import type { LegacyLogs } from "./legacy-log.js";
 
 export interface LogRead {
@@ -73,6 +74,19 @@ export class LogReader {
       throw invalidArgument(`offset ${offset} is past the end of task ${task} of run ${run} (length ${state.length})`);
     }
     const complete = state.completion !== undefined;
+    const retainedFrom = state.retainedFrom ?? 0;
+    if (offset < retainedFrom) {
+      // The range was dropped under the size cap: one marker record, ending where the retained log begins, then the log.
+      const rest = await this.slice(found, retainedFrom, maxBytes);
+      const marker = droppedMarker(task, retainedFrom, firstRecordTime(rest.data) ?? state.startedAt);
+      const start = retainedFrom - marker.length;
+      if (offset <= start) {
+        const data = Buffer.concat([marker, rest.data]);
+        return { offset: start, data, nextOffset: rest.offset + rest.data.length, length: state.length, complete };
+      }
+      // An offset inside the marker starts at the next record, as inside any record.
+      return { offset: rest.offset, data: rest.data, nextOffset: rest.offset + rest.data.length, length: state.length, complete };
+    }
     const slice = await this.slice(found, offset, maxBytes);
     return { offset: slice.offset, data: slice.data, nextOffset: slice.offset + slice.data.length, length: state.length, complete };
   }

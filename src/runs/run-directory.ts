@@ -7,6 +7,7 @@ import type { KeyOutage } from "../keys/run-keys.js";
 import type { MetaStore, RunRecord, RunResult, TaskRecord } from "../store/meta-store.js";
 import type { TaskCompletionState, TaskLogState } from "../store/task-log-state.js";
 import { KeyedLock } from "./keyed-lock.js";
+import { WriteGate } from "./write-gate.js";
 
 export interface TaskRefInput {
   runId: string;
@@ -59,6 +60,8 @@ export class RunDirectory {
   /** Server events of runs that do not exist yet (their key outage came first); written when they are created. */
   private readonly earlyEvents = new Map<string, string>();
   private readonly lock = new KeyedLock();
+  /** Held by every change that writes both stores; a backup takes its snapshots between them. */
+  readonly writes = new WriteGate();
   private readonly now: () => number;
 
   constructor(
@@ -100,7 +103,7 @@ export class RunDirectory {
     if (ref.task === SERVER_EVENTS_TASK) {
       return Promise.reject(permissionDenied("task _server holds server events; only the leader writes it"));
     }
-    return this.lock.run(ref.runId, async () => {
+    return this.lockedWrite(ref.runId, async () => {
       const finished = await this.finishedTask(ref);
       if (finished) return finished;
       const run = await this.openRun(ref);
@@ -181,7 +184,7 @@ export class RunDirectory {
    * event; then the run log and server events are completed, so their tails end.
    */
   completeRun(runId: string, result: RunResult, by: string): Promise<RunRecord> {
-    return this.lock.run(runId, async () => {
+    return this.lockedWrite(runId, async () => {
       const record = this.open.get(runId)?.record ?? (await this.meta.getRun(runId));
       if (!record) throw notFound(`run ${runId} not found`);
       if (record.state === "completed") {
@@ -220,6 +223,23 @@ export class RunDirectory {
       await this.meta.write(this.meta.updateRunOps(completed), this.options.sync);
       this.open.delete(runId);
       return completed;
+    });
+  }
+
+  /**
+   * Runs `fn` on a completed run with the run's lock held, so no task of it is
+   * opened meanwhile: what deleting a run needs. NOT_FOUND when there is no such
+   * run; FAILED_PRECONDITION while it is running (workers may still be streaming).
+   */
+  withCompletedRun<T>(runId: string, fn: (record: RunRecord) => Promise<T>): Promise<T> {
+    return this.lock.run(runId, async () => {
+      if (this.open.has(runId)) {
+        throw failedPrecondition(`run ${runId} is still running; complete it first (CompleteRun, joblog runs complete), then delete it`);
+      }
+      const record = await this.meta.getRun(runId);
+      if (!record) throw notFound(`run ${runId} not found`);
+      if (record.state !== "completed") throw failedPrecondition(`run ${runId} is still running; complete it first, then delete it`);
+      return fn(record);
     });
   }
 
@@ -285,6 +305,11 @@ export class RunDirectory {
   /** Whether a run exists (cheap for open runs). */
   async hasRun(runId: string): Promise<boolean> {
     return this.open.has(runId) || (await this.meta.getRun(runId)) !== undefined;
+  }
+
+  /** A change to one run that writes the metadata store and the log store: serialized per run, and inside the write gate. */
+  private lockedWrite<T>(runId: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(runId, () => this.writes.shared(fn));
   }
 
   private runLogKey(run: OpenRun): TaskKey {

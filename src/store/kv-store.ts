@@ -16,6 +16,14 @@ export interface KvRange {
   limit?: number;
 }
 
+/** Every entry of a store as it was at one instant, read in key order. */
+export interface KvSnapshot {
+  /** The entries; ends the snapshot when done (or when the loop is left). */
+  entries(pageSize?: number): AsyncIterable<[Buffer, Buffer]>;
+  /** Ends the snapshot without reading it (a no-op once `entries` has finished). */
+  close(): Promise<void>;
+}
+
 export interface KvStoreOptions {
   /**
    * RocksDB block compression. Off for stores whose values are already compressed
@@ -31,6 +39,17 @@ function openError(location: string, err: unknown): Error {
     return new Error(`cannot open ${location}: another process (a running leader?) is using this data directory`, { cause: err });
   }
   return new Error(`cannot open ${location}: ${cause}`, { cause: err });
+}
+
+type Iterator = ReturnType<InstanceType<typeof rocksdb.RocksLevel>["iterator"]>;
+
+/** An iterator's entries, fetched `pageSize` at a time. */
+async function* pages(it: Iterator, pageSize: number): AsyncGenerator<[Buffer, Buffer]> {
+  for (;;) {
+    const page = await it.nextv(pageSize);
+    if (page.length === 0) return;
+    yield* page;
+  }
 }
 
 // Buffer encodings everywhere: the binding's default utf8 silently mangles binary values.
@@ -100,14 +119,36 @@ export class KvStore {
   async *entries(range: KvRange, pageSize = 64): AsyncGenerator<[Buffer, Buffer]> {
     const it = this.db.iterator({ ...range, ...BUFFERS });
     try {
-      for (;;) {
-        const page = await it.nextv(pageSize);
-        if (page.length === 0) return;
-        yield* page;
-      }
+      yield* pages(it, pageSize);
     } finally {
       await it.close();
     }
+  }
+
+  /**
+   * A point-in-time view of the whole store. The binding has no checkpoint, backup
+   * engine or snapshot API, but its iterator is created here, synchronously, with
+   * RocksDB's implicit snapshot (NewIterator without ReadOptions.snapshot): writes
+   * after this call are not seen, however long the reading takes.
+   */
+  snapshot(): KvSnapshot {
+    const it = this.db.iterator(BUFFERS);
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await it.close();
+    };
+    return {
+      async *entries(pageSize = 256) {
+        try {
+          yield* pages(it, pageSize);
+        } finally {
+          await close();
+        }
+      },
+      close,
+    };
   }
 
   /** The first entry of a range, or undefined. */
@@ -119,6 +160,16 @@ export class KvStore {
     } finally {
       await it.close();
     }
+  }
+
+  get isOpen(): boolean {
+    return this.db.status === "open";
+  }
+
+  /** Approximate bytes of the store: live SST files plus memtables (RocksDB's own accounting, no disk walk). */
+  approximateBytes(): number {
+    if (this.db.status !== "open") return 0;
+    return Number(this.db.getProperty("rocksdb.live-sst-files-size")) + Number(this.db.getProperty("rocksdb.size-all-mem-tables"));
   }
 
   async close(): Promise<void> {

@@ -79,6 +79,14 @@ export function dataKeyRange(run?: string): { gte: Buffer; lt: Buffer } {
   return { gte, lt };
 }
 
+/** Every nonce lease of one run. */
+export function nonceLeaseRange(run: string): { gte: Buffer; lt: Buffer } {
+  const range = dataKeyRange(run);
+  range.gte[0] = NONCE_LEASE;
+  range.lt[0] = NONCE_LEASE;
+  return range;
+}
+
 /** The run and generation of a data key's key. */
 export function parseDataKeyKey(key: Buffer): { run: string; generation: number } {
   return { run: key.toString("latin1", 1, key.length - 5), generation: key.readUInt32BE(key.length - 4) };

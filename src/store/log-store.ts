@@ -77,6 +77,35 @@ export class LogStore {
     await this.kv.deleteRange(range.gte, range.lt);
   }
 
+  /** Deletes task logs for good: every chunk (one range delete per task), then their states. */
+  async deleteTasks(run: string, tasks: readonly string[], sync: boolean): Promise<void> {
+    for (const task of tasks) {
+      await this.dropChunks(run, task);
+      this.opened.forgetPrefix(chunkRange(run, task).gte);
+    }
+    await this.kv.write(
+      tasks.map((task): KvOp => ({ type: "del", key: taskStateKey(run, task) })),
+      sync,
+    );
+  }
+
+  /**
+   * Where the task's log would begin if its chunks before `offset` were dropped:
+   * the first chunk starting at or after `offset`, or else the last chunk (a log
+   * always keeps its newest chunk). Undefined when the task has no chunks.
+   */
+  async chunkStartFrom(run: string, task: string, offset: number): Promise<number | undefined> {
+    const range = chunkRange(run, task);
+    const after = await this.kv.first({ gte: chunkKey(run, task, offset), lt: range.lt });
+    const found = after ?? (await this.kv.first({ ...range, reverse: true }));
+    return found === undefined ? undefined : chunkOffset(found[0]);
+  }
+
+  /** Drops a task's chunks that start before `offset` (one range delete); the rest stay. */
+  async dropChunksBefore(run: string, task: string, offset: number): Promise<void> {
+    await this.kv.deleteRange(chunkRange(run, task).gte, chunkKey(run, task, offset));
+  }
+
   /**
    * Reads whole records from `offset` (moved forward to the next record start when
    * it falls inside one) up to `end`, stopping after `maxBytes` but returning at

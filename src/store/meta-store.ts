@@ -95,6 +95,31 @@ export class MetaStore {
     return ops;
   }
 
+  /** Ops that remove a run, its indexes and its task records. */
+  deleteRunOps(run: RunRecord, tasks: readonly TaskRecord[]): KvOp[] {
+    const t = timeKey(run.startedAt);
+    return [
+      { type: "del", key: key(RUN, run.runId) },
+      { type: "del", key: key(OPEN, run.runId) },
+      { type: "del", key: key(BY_TIME, t, run.runId) },
+      { type: "del", key: key(BY_WORKSPACE, run.workspace, SEP, t, run.runId) },
+      { type: "del", key: key(BY_WORKFLOW, run.workspace, SEP, run.workflow, SEP, t, run.runId) },
+      ...tasks.map((task): KvOp => ({ type: "del", key: key(TASK, run.runId, SEP, task.name) })),
+    ];
+  }
+
+  /** Up to `limit` runs in start order, oldest first: what a retention sweep walks. */
+  async oldestRuns(limit: number): Promise<RunRecord[]> {
+    const prefix = key(BY_TIME);
+    const runs: RunRecord[] = [];
+    // The time index stores distance from a far-future time: oldest runs have the largest keys.
+    for await (const [indexKey] of this.kv.entries({ gt: prefix, lt: prefixEnd(prefix), reverse: true, limit }, Math.min(limit, 256))) {
+      const run = await this.getRun(indexKey.toString("latin1", prefix.length + 12));
+      if (run) runs.push(run);
+    }
+    return runs;
+  }
+
   addTaskOp(runId: string, task: TaskRecord): KvOp {
     return { type: "put", key: key(TASK, runId, SEP, task.name), value: json(task) };
   }

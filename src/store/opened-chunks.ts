@@ -56,6 +56,12 @@ export class OpenedChunks {
     return this.maxBytes > 0;
   }
 
+  /** Forgets every chunk whose store key starts with `prefix`: a deleted log's plaintext must not linger in memory. */
+  forgetPrefix(prefix: Buffer): void {
+    const start = prefix.toString("latin1");
+    for (const [id, entry] of [...this.entries]) if (id.startsWith(start)) this.remove(id, entry);
+  }
+
   /** Bytes held, plaintext and sealed. */
   get size(): number {
     return this.bytes;

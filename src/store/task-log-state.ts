@@ -8,7 +8,7 @@ export interface TaskLogState {
   seq: number;
   /** Byte length of the JSONL log. */
   length: number;
-  /** Number of records. */
+  /** Number of records a reader sees: after a drop under the size cap, the marker and the retained records. */
   records: number;
   startedAt: number;
   completion?: TaskCompletionState;
@@ -17,6 +17,12 @@ export interface TaskLogState {
    * reads go to the archive. Only ever set on a completed log.
    */
   archived?: true;
+  /**
+   * Where the retained log begins: the bytes before it were dropped under the
+   * per-task size cap (whole chunks, oldest first). Offsets never move; reads of
+   * the dropped range get one marker record. Absent: nothing was dropped.
+   */
+  retainedFrom?: number;
 }
 
 export interface TaskCompletionState {

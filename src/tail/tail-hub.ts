@@ -21,8 +21,14 @@ interface Topic {
 export class TailHub {
   private readonly topics = new Map<TaskKey, Topic>();
   private closed = false;
+  private subscribers = 0;
 
   constructor(private readonly cacheBytes: number) {}
+
+  /** Subscribers of every task, for the metrics. */
+  get subscriberCount(): number {
+    return this.subscribers;
+  }
 
   /** Registers interest in a task; call the returned function when done. */
   subscribe(key: TaskKey): () => void {
@@ -32,8 +38,13 @@ export class TailHub {
       this.topics.set(key, topic);
     }
     topic.subscribers++;
+    this.subscribers++;
     const t = topic;
+    let left = false;
     return () => {
+      if (left) return;
+      left = true;
+      this.subscribers--;
       t.subscribers--;
       if (t.subscribers === 0) this.topics.delete(key);
     };

@@ -1,10 +1,13 @@
 import { truncateLine } from "../lines/line-limit.js";
+import type { SecretMasker } from "../lines/secret-masker.js";
 
 /**
  * Splits a byte stream into lines as a command prints them: `\n` ends a line, a
  * `\r` before it is dropped (CRLF), a last line without a newline is kept at
  * end(), and a line longer than `maxLineBytes` is cut with a marker — without
- * ever holding more than `maxLineBytes` of it in memory.
+ * ever holding more than `maxLineBytes` of it in memory. With a masker, secrets
+ * are masked before the cut, and the bytes past the cut that a secret starting
+ * before it can reach are held too, so no part of one survives the cut.
  */
 export class LineSplitter {
   private parts: Buffer[] = [];
@@ -14,11 +17,17 @@ export class LineSplitter {
   /** Whether the last discarded byte was a CR, which a following LF makes part of the terminator. */
   private droppedCr = false;
 
+  /** Bytes held past the limit: what a masked secret can reach. */
+  private readonly reach: number;
+
   /** `emit` returns false to ask the source to pause (backpressure). */
   constructor(
     private readonly maxLineBytes: number,
     private readonly emit: (line: Uint8Array) => boolean,
-  ) {}
+    private readonly masker?: SecretMasker,
+  ) {
+    this.reach = masker?.reach ?? 0;
+  }
 
   /** Feeds a chunk; returns false when any emitted line asked to pause. */
   push(chunk: Buffer): boolean {
@@ -45,7 +54,7 @@ export class LineSplitter {
   private hold(bytes: Buffer): void {
     if (bytes.length === 0) return;
     // Keep one byte past the limit so a CR at the very end can still be told apart from content.
-    const room = this.maxLineBytes + 1 - this.held;
+    const room = this.maxLineBytes + this.reach + 1 - this.held;
     if (bytes.length <= room) {
       this.parts.push(bytes);
       this.held += bytes.length;
@@ -72,6 +81,11 @@ export class LineSplitter {
     this.held = 0;
     this.dropped = 0;
     this.droppedCr = false;
+    if (this.masker) {
+      const masked = this.masker.mask(line);
+      total -= line.length - masked.length;
+      line = Buffer.from(masked.buffer, masked.byteOffset, masked.byteLength);
+    }
     return this.emit(truncateLine(line, this.maxLineBytes, total));
   }
 }

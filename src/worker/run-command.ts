@@ -1,8 +1,11 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import type { Readable } from "node:stream";
+import type { SecretMasker } from "../lines/secret-masker.js";
 import { LineSplitter } from "./line-splitter.js";
 import { type OutputStream, TaskLogRefusedError, type TaskLogWriter } from "./task-log-writer.js";
+
+const NEWLINE = Buffer.from("\n");
 
 export interface RunCommandOptions {
   writer: TaskLogWriter;
@@ -11,6 +14,12 @@ export interface RunCommandOptions {
   maxLineBytes: number;
   /** Also copy the command's output to this process's stdout/stderr. */
   echo: boolean;
+  /**
+   * Secrets to mask: in each line before it is cut to `maxLineBytes` (the writer
+   * masks again, which finds nothing then), and in the echo, which is then written
+   * line by line instead of as the raw chunks (a CI console is a log too).
+   */
+  masker?: SecretMasker | undefined;
   /** Where the worker's own messages go (retries, refusals). */
   report: (message: string) => void;
 }
@@ -37,17 +46,23 @@ export async function runCommand(options: RunCommandOptions): Promise<CommandOut
 
   const pump = (source: Readable, stream: OutputStream, echo: NodeJS.WriteStream) =>
     new Promise<void>((resolve) => {
-      const splitter = new LineSplitter(options.maxLineBytes, (line) => {
-        if (logFailure) return true;
-        try {
-          return writer.write(stream, line);
-        } catch (err) {
-          logFailure = err;
-          return true;
-        }
-      });
+      const masker = options.masker;
+      const splitter = new LineSplitter(
+        options.maxLineBytes,
+        (line) => {
+          if (masker && options.echo) echo.write(Buffer.concat([line, NEWLINE]));
+          if (logFailure) return true;
+          try {
+            return writer.write(stream, line);
+          } catch (err) {
+            logFailure = err;
+            return true;
+          }
+        },
+        masker,
+      );
       source.on("data", (chunk: Buffer) => {
-        if (options.echo) echo.write(chunk);
+        if (options.echo && !masker) echo.write(chunk);
         if (!splitter.push(chunk)) {
           source.pause();
           writer.ready().then(

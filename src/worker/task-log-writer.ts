@@ -3,6 +3,7 @@ import { Result, Stream, TaskState } from "../../gen/joblog/v1/log_pb.js";
 import { grpcCode, LeaderClient, type LeaderClientOptions } from "../client/leader-client.js";
 import { identifierProblem } from "../ids/identifiers.js";
 import { truncateLine } from "../lines/line-limit.js";
+import { SecretMasker } from "../lines/secret-masker.js";
 import { Backoff, sleep } from "./backoff.js";
 import { PendingLines } from "./pending-lines.js";
 
@@ -20,6 +21,8 @@ export interface WriterSettings {
   bufferMaxBytes: number;
   /** End a Push stream, collecting its acknowledgement, after this many bytes (default 8 MiB). */
   streamMaxBytes: number;
+  /** ...or once it has been open this long (default 60 s), so slow output is acknowledged too. */
+  streamMaxAgeMs: number;
   /** Cut lines longer than this at capture (default 64 KiB). */
   maxLineBytes: number;
   /** First reconnect delay (default 100 ms); doubles per failure with full jitter... */
@@ -34,6 +37,7 @@ export const DEFAULT_WRITER_SETTINGS: WriterSettings = {
   batchMaxIntervalMs: 200,
   bufferMaxBytes: 32 * 1024 * 1024,
   streamMaxBytes: 8 * 1024 * 1024,
+  streamMaxAgeMs: 60_000,
   maxLineBytes: 64 * 1024,
   backoffInitialMs: 100,
   backoffMaxMs: 10_000,
@@ -50,6 +54,12 @@ export interface TaskLogWriterOptions {
   workspace?: string;
   workflow?: string;
   settings?: Partial<WriterSettings>;
+  /**
+   * Secret values replaced by `***` (with their URL-encoded and base64 forms) in
+   * every line before it leaves this process; also registered with the leader,
+   * which masks again before storing. Each at least 4 bytes.
+   */
+  masks?: readonly string[];
   /** Told about each failed attempt before the writer backs off and retries. */
   onRetry?: (err: unknown, delayMs: number) => void;
 }
@@ -88,6 +98,7 @@ export class TaskLogWriter {
   private readonly client: LeaderClient;
   private readonly ownsClient: boolean;
   private readonly pending: PendingLines;
+  private readonly masker: SecretMasker | undefined;
   private outcome: TaskOutcome | undefined;
   private completed = false;
   private failure: Error | undefined;
@@ -104,6 +115,7 @@ export class TaskLogWriter {
   private constructor(private readonly options: TaskLogWriterOptions) {
     this.settings = { ...DEFAULT_WRITER_SETTINGS, ...options.settings };
     this.pending = new PendingLines(this.settings.bufferMaxBytes);
+    this.masker = SecretMasker.create(options.masks ?? []);
     this.ownsClient = typeof options.leader === "string";
     this.client = typeof options.leader === "string" ? new LeaderClient(options.leader, options.connection) : options.leader;
     this.loop = this.run();
@@ -122,6 +134,11 @@ export class TaskLogWriter {
       if (problem) throw new TaskLogRefusedError(problem, status.INVALID_ARGUMENT);
     }
     if (options.task === "_server") throw new TaskLogRefusedError("task _server is written by the leader only", status.PERMISSION_DENIED);
+    try {
+      SecretMasker.create(options.masks ?? []);
+    } catch (err) {
+      throw new TaskLogRefusedError((err as Error).message, status.INVALID_ARGUMENT);
+    }
     return new TaskLogWriter(options);
   }
 
@@ -137,7 +154,9 @@ export class TaskLogWriter {
   write(stream: OutputStream, text: string | Uint8Array, tsMs = Date.now()): boolean {
     if (this.failure) throw this.failure;
     if (this.outcome) throw new Error("write after complete()");
-    const raw = typeof text === "string" ? Buffer.from(text) : text;
+    const captured = typeof text === "string" ? Buffer.from(text) : text;
+    // Lines arrive whole, so a secret split across two pipe reads is masked here all the same; before the cut, so no part of one survives it.
+    const raw = this.masker ? this.masker.mask(captured) : captured;
     const hasRoom = this.pending.add(
       stream === "stderr" ? Stream.STDERR : Stream.STDOUT,
       truncateLine(raw, this.settings.maxLineBytes),
@@ -266,6 +285,7 @@ export class TaskLogWriter {
       this.poke();
     });
     this.pending.rewind();
+    const endsAt = Date.now() + this.settings.streamMaxAgeMs;
     let streamBytes = 0;
     let streamCost = 0;
     let first = true;
@@ -278,6 +298,7 @@ export class TaskLogWriter {
         }
         // An answer before the end is a refusal or a shutdown: end() rethrows it.
         if (answered) break;
+        if (!first && Date.now() >= endsAt) break;
         const limits = {
           maxLines: this.settings.batchMaxLines,
           maxBytes: this.settings.batchMaxBytes,
@@ -291,7 +312,7 @@ export class TaskLogWriter {
         if (flushNow) break;
         if (batch || completeNow || first) {
           const ok = call.write({
-            ...(first ? { task: ref } : {}),
+            ...(first ? { task: ref, masks: [...(this.options.masks ?? [])] } : {}),
             ...(batch ? { batch: batch.message } : {}),
             ...(completeNow ? { complete: completionOf(this.outcome as TaskOutcome) } : {}),
           });
@@ -308,7 +329,7 @@ export class TaskLogWriter {
           if (streamBytes >= this.settings.streamMaxBytes || streamCost >= this.settings.bufferMaxBytes / 2) break;
           continue;
         }
-        await this.waitForWork();
+        await this.waitForWork(endsAt);
       }
       const response = await call.end();
       this.acknowledge(Number(response.durableSeq));
@@ -322,15 +343,18 @@ export class TaskLogWriter {
     }
   }
 
-  /** Waits for new lines, completion, abort, or the batch interval of the oldest unsent line. */
-  private waitForWork(): Promise<void> {
+  /** Waits for new lines, completion, abort, the batch interval of the oldest unsent line, or the stream's end of life. */
+  private waitForWork(endsAt: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const oldest = this.pending.oldestUnsentMs;
-      if (oldest !== undefined)
-        timer = setTimeout(() => this.poke(), Math.max(1, this.settings.batchMaxIntervalMs - (Date.now() - oldest)));
+      const now = Date.now();
+      const wait = Math.min(
+        endsAt - now,
+        oldest === undefined ? Number.POSITIVE_INFINITY : this.settings.batchMaxIntervalMs - (now - oldest),
+      );
+      const timer = setTimeout(() => this.poke(), Math.max(1, wait));
       this.wake = () => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         resolve();
       };
     });

@@ -40,6 +40,7 @@ test("grpc.reflection.v1 lists the service and serves its descriptors with their
   expect(list?.messageResponse.case === "listServicesResponse" && list.messageResponse.value.service.map((s) => s.name)).toEqual([
     "joblog.v1.LogService",
     "joblog.v1.AdminService",
+    "grpc.health.v1.Health",
   ]);
   for (const r of [bySymbol, byMethod]) {
     expect(r?.messageResponse.case).toBe("fileDescriptorResponse");

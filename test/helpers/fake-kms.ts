@@ -179,3 +179,20 @@ function contextAad(context: Record<string, string>): Buffer {
     .map((k) => [k, context[k]]);
   return Buffer.from(JSON.stringify(sorted));
 }
+
+/**
+ * The real SDK signs requests with credentials from the standard chain: sets test
+ * ones in the environment (and keeps it off the instance metadata service); the
+ * returned function puts the environment back.
+ */
+export function useTestAwsCredentials(): () => void {
+  const saved = { ...process.env };
+  Object.assign(process.env, {
+    AWS_ACCESS_KEY_ID: "AKIATESTTESTTESTTEST",
+    AWS_SECRET_ACCESS_KEY: "test-secret",
+    AWS_EC2_METADATA_DISABLED: "true",
+  });
+  return () => {
+    process.env = saved;
+  };
+}

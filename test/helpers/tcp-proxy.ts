@@ -5,6 +5,8 @@ export interface TcpProxy {
   url: string;
   /** Destroys every open connection; new ones are still accepted. */
   cutAll(): void;
+  /** Stops carrying bytes on every open connection, both ways, without closing it: a peer that vanished. */
+  stallAll(): void;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   return {
     url: `http://127.0.0.1:${port}`,
     cutAll,
+    stallAll() {
+      for (const [a, b] of pairs) {
+        a.unpipe(b);
+        b.unpipe(a);
+        a.pause();
+        b.pause();
+      }
+    },
     close() {
       cutAll();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -3,27 +3,22 @@ import { afterAll, afterEach, beforeAll, expect, test } from "vitest";
 import { LeaderClient } from "../../src/client/leader-client.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { expectedRecord } from "../helpers/expected-jsonl.js";
-import { FakeKms } from "../helpers/fake-kms.js";
+import { FakeKms, useTestAwsCredentials } from "../helpers/fake-kms.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
 import { pushTask, readAll, until } from "../helpers/task-logs.js";
 
 let kms: FakeKms;
 let keyArn: string;
-const savedEnv = { ...process.env };
+let restoreEnv: () => void;
 
 beforeAll(async () => {
-  // The real SDK signs requests with credentials from the standard chain: the environment here.
-  Object.assign(process.env, {
-    AWS_ACCESS_KEY_ID: "AKIATESTTESTTESTTEST",
-    AWS_SECRET_ACCESS_KEY: "test-secret",
-    AWS_EC2_METADATA_DISABLED: "true",
-  });
+  restoreEnv = useTestAwsCredentials();
   kms = await FakeKms.start();
   keyArn = kms.createKey("alias/joblog");
 });
 afterAll(async () => {
   await kms.close();
-  process.env = savedEnv;
+  restoreEnv();
 });
 
 let f: LeaderFixture | undefined;

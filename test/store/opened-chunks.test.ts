@@ -49,3 +49,11 @@ test("size 0 keeps nothing", async () => {
   expect(opens).toBe(2);
   expect(cache.enabled).toBe(false);
 });
+
+test("forgetPrefix drops the plaintexts of a deleted log and keeps the others", async () => {
+  const cache = new OpenedChunks(1024 * 1024);
+  const opened = (name: string) => cache.open(Buffer.from(name), Buffer.from(`sealed ${name}`), async () => Buffer.from(`plain ${name}`));
+  await Promise.all([opened("Crun-1\0a"), opened("Crun-1\0b"), opened("Crun-10\0a")]);
+  cache.forgetPrefix(Buffer.from("Crun-1\0"));
+  expect(cache.size).toBe("sealed Crun-10\0a".length + "plain Crun-10\0a".length);
+});

@@ -4,13 +4,58 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file joblog/v1/admin.proto.
  */
 export const file_joblog_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChVqb2Jsb2cvdjEvYWRtaW4ucHJvdG8SCWpvYmxvZy52MSITChFSb3RhdGVLZXlzUmVxdWVzdCJMChJSb3RhdGVLZXlzUmVzcG9uc2USEQoJcmV3cmFwcGVkGAEgASgEEhEKCXVuY2hhbmdlZBgCIAEoBBIQCghwcm92aWRlchgDIAEoCTJZCgxBZG1pblNlcnZpY2USSQoKUm90YXRlS2V5cxIcLmpvYmxvZy52MS5Sb3RhdGVLZXlzUmVxdWVzdBodLmpvYmxvZy52MS5Sb3RhdGVLZXlzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChVqb2Jsb2cvdjEvYWRtaW4ucHJvdG8SCWpvYmxvZy52MSIiChBEZWxldGVSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSI7ChFEZWxldGVSdW5SZXNwb25zZRINCgV0YXNrcxgBIAEoDRIXCg9hcmNoaXZlX29iamVjdHMYAiABKA0iEwoRUm90YXRlS2V5c1JlcXVlc3QiTAoSUm90YXRlS2V5c1Jlc3BvbnNlEhEKCXJld3JhcHBlZBgBIAEoBBIRCgl1bmNoYW5nZWQYAiABKAQSEAoIcHJvdmlkZXIYAyABKAkiWwoNQmFja3VwUmVxdWVzdBIOCgZ0YXJnZXQYASABKAkSEwoLczNfZW5kcG9pbnQYAiABKAkSEQoJczNfcmVnaW9uGAMgASgJEhIKCnBhcnRfYnl0ZXMYBCABKAQieQoOQmFja3VwUmVzcG9uc2USDQoFcGhhc2UYASABKAkSDQoFZmlsZXMYAiABKAQSDQoFYnl0ZXMYAyABKAQSDwoHcmVjb3JkcxgEIAEoBBIpCgdzdW1tYXJ5GAUgASgLMhguam9ibG9nLnYxLkJhY2t1cFN1bW1hcnkijwEKDUJhY2t1cFN1bW1hcnkSDgoGdGFyZ2V0GAEgASgJEi4KCmNyZWF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWZpbGVzGAMgASgEEg8KB3JlY29yZHMYBCABKAQSDQoFYnl0ZXMYBSABKAQSDwoHa2V5X2lkcxgGIAMoCTLiAQoMQWRtaW5TZXJ2aWNlEkkKClJvdGF0ZUtleXMSHC5qb2Jsb2cudjEuUm90YXRlS2V5c1JlcXVlc3QaHS5qb2Jsb2cudjEuUm90YXRlS2V5c1Jlc3BvbnNlEkYKCURlbGV0ZVJ1bhIbLmpvYmxvZy52MS5EZWxldGVSdW5SZXF1ZXN0Ghwuam9ibG9nLnYxLkRlbGV0ZVJ1blJlc3BvbnNlEj8KBkJhY2t1cBIYLmpvYmxvZy52MS5CYWNrdXBSZXF1ZXN0Ghkuam9ibG9nLnYxLkJhY2t1cFJlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+
+/**
+ * @generated from message joblog.v1.DeleteRunRequest
+ */
+export type DeleteRunRequest = Message<"joblog.v1.DeleteRunRequest"> & {
+  /**
+   * @generated from field: string run_id = 1;
+   */
+  runId: string;
+};
+
+/**
+ * Describes the message joblog.v1.DeleteRunRequest.
+ * Use `create(DeleteRunRequestSchema)` to create a new message.
+ */
+export const DeleteRunRequestSchema: GenMessage<DeleteRunRequest> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 0);
+
+/**
+ * @generated from message joblog.v1.DeleteRunResponse
+ */
+export type DeleteRunResponse = Message<"joblog.v1.DeleteRunResponse"> & {
+  /**
+   * Task logs removed, counting `_run` and `_server`.
+   *
+   * @generated from field: uint32 tasks = 1;
+   */
+  tasks: number;
+
+  /**
+   * Archive objects removed.
+   *
+   * @generated from field: uint32 archive_objects = 2;
+   */
+  archiveObjects: number;
+};
+
+/**
+ * Describes the message joblog.v1.DeleteRunResponse.
+ * Use `create(DeleteRunResponseSchema)` to create a new message.
+ */
+export const DeleteRunResponseSchema: GenMessage<DeleteRunResponse> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 1);
 
 /**
  * @generated from message joblog.v1.RotateKeysRequest
@@ -23,7 +68,7 @@ export type RotateKeysRequest = Message<"joblog.v1.RotateKeysRequest"> & {
  * Use `create(RotateKeysRequestSchema)` to create a new message.
  */
 export const RotateKeysRequestSchema: GenMessage<RotateKeysRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_admin, 0);
+  messageDesc(file_joblog_v1_admin, 2);
 
 /**
  * @generated from message joblog.v1.RotateKeysResponse
@@ -56,11 +101,150 @@ export type RotateKeysResponse = Message<"joblog.v1.RotateKeysResponse"> & {
  * Use `create(RotateKeysResponseSchema)` to create a new message.
  */
 export const RotateKeysResponseSchema: GenMessage<RotateKeysResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_admin, 1);
+  messageDesc(file_joblog_v1_admin, 3);
+
+/**
+ * @generated from message joblog.v1.BackupRequest
+ */
+export type BackupRequest = Message<"joblog.v1.BackupRequest"> & {
+  /**
+   * A directory on the leader's machine (absolute; the leader creates it) or
+   * s3://bucket/prefix. S3 credentials come from the leader's AWS environment.
+   *
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * S3 only: an S3-compatible endpoint; "" = the leader's AWS_ENDPOINT_URL or AWS's own.
+   *
+   * @generated from field: string s3_endpoint = 2;
+   */
+  s3Endpoint: string;
+
+  /**
+   * S3 only: the region; "" = the leader's AWS_REGION (us-east-1 with an endpoint).
+   *
+   * @generated from field: string s3_region = 3;
+   */
+  s3Region: string;
+
+  /**
+   * A store's data is cut into a new file after this many bytes: 0 (256 MiB)
+   * or 4096 to 4 GiB.
+   *
+   * @generated from field: uint64 part_bytes = 4;
+   */
+  partBytes: bigint;
+};
+
+/**
+ * Describes the message joblog.v1.BackupRequest.
+ * Use `create(BackupRequestSchema)` to create a new message.
+ */
+export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 4);
+
+/**
+ * @generated from message joblog.v1.BackupResponse
+ */
+export type BackupResponse = Message<"joblog.v1.BackupResponse"> & {
+  /**
+   * Where the backup is: "snapshot" (taking the cut) or "copy" (writing data
+   * files); the last message is "done" and carries the summary.
+   *
+   * @generated from field: string phase = 1;
+   */
+  phase: string;
+
+  /**
+   * Data files written so far.
+   *
+   * @generated from field: uint64 files = 2;
+   */
+  files: bigint;
+
+  /**
+   * Bytes written so far.
+   *
+   * @generated from field: uint64 bytes = 3;
+   */
+  bytes: bigint;
+
+  /**
+   * Store entries written so far.
+   *
+   * @generated from field: uint64 records = 4;
+   */
+  records: bigint;
+
+  /**
+   * Set on the last message only.
+   *
+   * @generated from field: joblog.v1.BackupSummary summary = 5;
+   */
+  summary?: BackupSummary | undefined;
+};
+
+/**
+ * Describes the message joblog.v1.BackupResponse.
+ * Use `create(BackupResponseSchema)` to create a new message.
+ */
+export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 5);
+
+/**
+ * @generated from message joblog.v1.BackupSummary
+ */
+export type BackupSummary = Message<"joblog.v1.BackupSummary"> & {
+  /**
+   * Where the backup went, e.g. "/backups/2025-02-12" or "s3://bucket/prefix/".
+   *
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Data files, store entries and bytes of data in the backup (the manifest not counted).
+   *
+   * @generated from field: uint64 files = 3;
+   */
+  files: bigint;
+
+  /**
+   * @generated from field: uint64 records = 4;
+   */
+  records: bigint;
+
+  /**
+   * @generated from field: uint64 bytes = 5;
+   */
+  bytes: bigint;
+
+  /**
+   * Master keys (local key ids or KMS key ARNs) that wrapped the backup's data
+   * keys: a restore needs the key provider that holds them.
+   *
+   * @generated from field: repeated string key_ids = 6;
+   */
+  keyIds: string[];
+};
+
+/**
+ * Describes the message joblog.v1.BackupSummary.
+ * Use `create(BackupSummarySchema)` to create a new message.
+ */
+export const BackupSummarySchema: GenMessage<BackupSummary> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_admin, 6);
 
 /**
  * AdminService holds operations on the leader itself, for operators rather
- * than workers or readers: key rotation now; backup and restore later.
+ * than workers or readers: key rotation and online backup.
  *
  * @generated from service joblog.v1.AdminService
  */
@@ -81,6 +265,46 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RotateKeysRequestSchema;
     output: typeof RotateKeysResponseSchema;
+  },
+  /**
+   * Deletes a completed run for good, in this order: its archive objects
+   * (segments, the run's object and its index) and the archive's records of
+   * them; its wrapped data keys and nonce leases (whatever of it might remain
+   * can no longer be decrypted); its chunks and task states in the log store;
+   * last its records in the metadata store, so the run stays listed until
+   * everything else is gone and a deletion cut short by a crash or an archive
+   * outage is finished by asking again. Afterwards nothing of the run is
+   * readable or listed. A run still running is refused: complete it first
+   * (CompleteRun), so no worker is cut off mid-stream. The leader also deletes
+   * completed runs older than its `retention.days` this way, on a timer.
+   * Errors: NOT_FOUND (run), FAILED_PRECONDITION (run still running),
+   * INVALID_ARGUMENT (run_id), UNAVAILABLE (the archive cannot be reached;
+   * nothing of the run was removed from the leader's stores yet, ask again).
+   *
+   * @generated from rpc joblog.v1.AdminService.DeleteRun
+   */
+  deleteRun: {
+    methodKind: "unary";
+    input: typeof DeleteRunRequestSchema;
+    output: typeof DeleteRunResponseSchema;
+  },
+  /**
+   * Writes a point-in-time backup of the log store and the metadata store to a
+   * directory on the leader's machine or to S3, while ingest, reads and tails go
+   * on. Streams progress as it goes and ends with one message carrying the
+   * summary. The backup's objects are the manifest.json and the data files the
+   * README's "Backup and restore" section describes; chunks stay encrypted.
+   * Cancelling the call stops the backup and deletes what it wrote.
+   * Errors: INVALID_ARGUMENT (no target, or a malformed one), FAILED_PRECONDITION
+   * (the target is not empty: a backup never overwrites), UNAVAILABLE (the target
+   * cannot be reached or written, or the leader is stopping; try again).
+   *
+   * @generated from rpc joblog.v1.AdminService.Backup
+   */
+  backup: {
+    methodKind: "server_streaming";
+    input: typeof BackupRequestSchema;
+    output: typeof BackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_joblog_v1_admin, 0);

@@ -1,9 +1,11 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/load-config.js";
+import { SecretMasker } from "../../lines/secret-masker.js";
 import { runCommand } from "../../worker/run-command.js";
 import { TaskLogRefusedError, TaskLogWriter } from "../../worker/task-log-writer.js";
 import { CliError, describeError } from "../cli-errors.js";
 import { currentConnection } from "../leader-connection.js";
+import { collectMasks, MASK_ENV_VAR } from "../mask-values.js";
 
 interface RunOptions {
   leader: string;
@@ -13,7 +15,11 @@ interface RunOptions {
   workspace?: string;
   config?: string;
   quiet?: boolean;
+  mask: string[];
+  maskEnv: string[];
 }
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerRun(program: Command, defaultLeader: string): void {
   program
@@ -26,6 +32,8 @@ export function registerRun(program: Command, defaultLeader: string): void {
     .option("--workspace <name>", "workspace of a new run (default: default)")
     .option("--config <file>", "YAML configuration file; its worker section sets batching")
     .option("--quiet", "do not copy the command's output to this terminal")
+    .option("--mask <value>", "replace this secret (and its URL-encoded and base64 forms) with *** in the log; repeatable", collect, [])
+    .option("--mask-env <name>", `mask the value of this environment variable; repeatable (also: ${MASK_ENV_VAR}=NAME,NAME)`, collect, [])
     .argument("<command...>", "the command and its arguments, after --")
     .usage("--run ID --task NAME [options] -- CMD [ARGS...]")
     .action(async (command: string[], opts: RunOptions) => {
@@ -37,6 +45,9 @@ export function registerRun(program: Command, defaultLeader: string): void {
       }
       const config = loadConfig({ file: opts.config || process.env.JOBLOG_CONFIG || undefined });
       const w = config.worker;
+      const masks = collectMasks({ values: opts.mask, envNames: opts.maskEnv, env: process.env }, (message) =>
+        process.stderr.write(`${message}\n`),
+      );
       let lastReport = 0;
       let writer: TaskLogWriter;
       try {
@@ -47,12 +58,14 @@ export function registerRun(program: Command, defaultLeader: string): void {
           task: opts.task,
           ...(opts.workspace ? { workspace: opts.workspace } : {}),
           ...(opts.workflow ? { workflow: opts.workflow } : {}),
+          masks,
           settings: {
             batchMaxLines: w.batch_max_lines,
             batchMaxBytes: w.batch_max_bytes,
             batchMaxIntervalMs: w.batch_max_interval_ms,
             bufferMaxBytes: w.buffer_max_bytes,
             streamMaxBytes: w.stream_max_bytes,
+            streamMaxAgeMs: w.stream_max_age_ms,
             maxLineBytes: w.max_line_bytes,
             backoffInitialMs: w.backoff_initial_ms,
             backoffMaxMs: w.backoff_max_ms,
@@ -76,6 +89,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
         args,
         maxLineBytes: w.max_line_bytes,
         echo: !opts.quiet,
+        masker: SecretMasker.create(masks),
         report: (message) => process.stderr.write(`${message}\n`),
       });
       process.exitCode = outcome.exitCode;

@@ -29,7 +29,7 @@ function table(rows: string[][]): string {
 }
 
 export function registerRuns(program: Command, defaultLeader: string): void {
-  program
+  const runs = program
     .command("runs")
     .description("list runs, newest first")
     .option("--leader <url>", "leader URL (env JOBLOG_LEADER)", defaultLeader)
@@ -126,6 +126,21 @@ export function registerRuns(program: Command, defaultLeader: string): void {
       try {
         await client.completeRun({ runId: run, result: opts.result === "succeeded" ? Result.SUCCEEDED : Result.FAILED });
         process.stdout.write(`run ${run} completed: ${opts.result}\n`);
+      } finally {
+        client.close();
+      }
+    });
+
+  // `joblog runs delete RUN`: --leader is the parent's option (given before or after `delete`).
+  runs
+    .command("delete")
+    .description("delete a completed run for good: its logs, its data keys and its archive objects (a running run is refused)")
+    .argument("<run>", "run id")
+    .action(async (run: string, _opts: unknown, command: Command) => {
+      const client = leaderClient(command.optsWithGlobals<{ leader: string }>().leader);
+      try {
+        const deleted = await client.deleteRun({ runId: run });
+        process.stdout.write(`run ${run} deleted: ${deleted.tasks} task logs, ${deleted.archiveObjects} archive objects\n`);
       } finally {
         client.close();
       }
