@@ -49,8 +49,8 @@ export function listen(
   host: string,
   port: number,
   onUpgrade?: UpgradeHandler,
-  keepalive?: KeepaliveOptions,
   tlsOptions?: ListenerTls,
+  keepalive?: KeepaliveOptions,
 ): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;

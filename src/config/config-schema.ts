@@ -230,6 +230,31 @@ export const uiSchema = z
   })
   .prefault({});
 
+export const retentionSchema = z
+  .strictObject({
+    /**
+     * Completed runs that ended more than this many days ago are deleted — logs,
+     * data keys, archive objects — as `joblog runs delete` does. 0 (the default)
+     * keeps runs forever. Fractions are allowed.
+     */
+    days: z.number().min(0).default(0),
+    /** How often the retention sweep looks for expired runs. */
+    sweep_interval_seconds: positiveInt().default(3600),
+    /** Runs one sweep deletes at most (it examines at most 20 times as many): the rest wait for the next sweep. */
+    max_runs_per_sweep: positiveInt().default(100),
+    /**
+     * Per-task size cap: past it the leader drops the task's oldest chunks, keeping
+     * the newest output (the end of a failing build is what people need); offsets
+     * stay as they were. 1 GiB by default.
+     */
+    max_task_bytes: z
+      .number()
+      .int()
+      .min(4096)
+      .default(1024 * 1024 * 1024),
+  })
+  .prefault({});
+
 // --- auth: bearer tokens and roles (see src/auth/) ---
 
 export const tokenSchema = z
@@ -265,31 +290,6 @@ export const authSchema = z
       if (seen.has(t.name)) ctx.addIssue({ code: "custom", path: ["tokens", i, "name"], message: `duplicate token name ${t.name}` });
       seen.set(t.name, i);
     }
-  })
-  .prefault({});
-
-export const retentionSchema = z
-  .strictObject({
-    /**
-     * Completed runs that ended more than this many days ago are deleted — logs,
-     * data keys, archive objects — as `joblog runs delete` does. 0 (the default)
-     * keeps runs forever. Fractions are allowed.
-     */
-    days: z.number().min(0).default(0),
-    /** How often the retention sweep looks for expired runs. */
-    sweep_interval_seconds: positiveInt().default(3600),
-    /** Runs one sweep deletes at most (it examines at most 20 times as many): the rest wait for the next sweep. */
-    max_runs_per_sweep: positiveInt().default(100),
-    /**
-     * Per-task size cap: past it the leader drops the task's oldest chunks, keeping
-     * the newest output (the end of a failing build is what people need); offsets
-     * stay as they were. 1 GiB by default.
-     */
-    max_task_bytes: z
-      .number()
-      .int()
-      .min(4096)
-      .default(1024 * 1024 * 1024),
   })
   .prefault({});
 

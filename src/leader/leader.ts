@@ -248,14 +248,10 @@ export async function startLeader(
   };
   let listener: Awaited<ReturnType<typeof listen>>;
   try {
-    listener = await listen(
-      tracked,
-      host,
-      port,
-      logStream,
-      { timeMs: config.server.keepalive_time_ms, timeoutMs: config.server.keepalive_timeout_ms },
-      tls,
-    );
+    listener = await listen(tracked, host, port, logStream, tls, {
+      timeMs: config.server.keepalive_time_ms,
+      timeoutMs: config.server.keepalive_timeout_ms,
+    });
   } catch (err) {
     await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);

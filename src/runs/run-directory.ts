@@ -232,7 +232,8 @@ export class RunDirectory {
    * run; FAILED_PRECONDITION while it is running (workers may still be streaming).
    */
   withCompletedRun<T>(runId: string, fn: (record: RunRecord) => Promise<T>): Promise<T> {
-    return this.lock.run(runId, async () => {
+    // Inside the write gate: a backup must not capture a run half deleted (listed, its logs gone).
+    return this.lockedWrite(runId, async () => {
       if (this.open.has(runId)) {
         throw failedPrecondition(`run ${runId} is still running; complete it first (CompleteRun, joblog runs complete), then delete it`);
       }

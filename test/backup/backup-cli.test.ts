@@ -5,10 +5,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { LeaderClient } from "../../src/client/leader-client.js";
-import { configSchema } from "../../src/config/config-schema.js";
-import { startLeader } from "../../src/leader/leader.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
-import { runContents } from "../helpers/run-contents.js";
+import { contentsServedFrom, runContents } from "../helpers/run-contents.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3Server } from "../helpers/s3-server.js";
 import { pushTask } from "../helpers/task-logs.js";
 
@@ -83,18 +81,6 @@ async function dataDirWithKey(name: string): Promise<string> {
   return data;
 }
 
-/** Starts a leader on a restored data directory and reads every log back. */
-async function restoredContents(dataDir: string) {
-  const leader = await startLeader(configSchema.parse({ server: { listen: "127.0.0.1:0", data_dir: dataDir } }), () => {});
-  const client = new LeaderClient(`http://${leader.address}`);
-  try {
-    return await runContents(client);
-  } finally {
-    client.close();
-    await leader.stop();
-  }
-}
-
 describe("joblog backup / backup verify / restore", () => {
   test("online to a directory with progress on stderr, verify, restore (refused without the key, then with it)", async () => {
     const target = join(dir, "online");
@@ -116,7 +102,7 @@ describe("joblog backup / backup verify / restore", () => {
     const restore = await cli(["restore", "--from", target, "--data", data]);
     expect(restore.stdout).toContain(`into ${data}`);
     expect(restore.code).toBe(0);
-    expect(await restoredContents(data)).toEqual(contents);
+    expect(await contentsServedFrom(data)).toEqual(contents);
   });
 
   test("offline to S3 with the AWS environment (AWS_ENDPOINT_URL), refused while the leader runs; verify and restore from S3", async () => {
@@ -139,6 +125,6 @@ describe("joblog backup / backup verify / restore", () => {
     const data = await dataDirWithKey("from-s3");
     const restore = await cli(["restore", "--from", url, "--data", data], aws);
     expect(restore.code).toBe(0);
-    expect(await restoredContents(data)).toEqual(contents);
+    expect(await contentsServedFrom(data)).toEqual(contents);
   });
 });
