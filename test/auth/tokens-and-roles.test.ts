@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport, Http2SessionManager } from
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import WebSocket from "ws";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection, ServerReflectionRequestSchema } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService, Result } from "../../gen/joblog/v1/log_pb.js";
@@ -184,6 +185,29 @@ describe("roles", () => {
     // AdminService's rule is per service: every method of it, present or added later, needs admin.
     const adminService = createClient(AdminService, createGrpcTransport({ baseUrl: f.url, interceptors: [bearer("reader")] }));
     await expectConnectError(adminService.rotateKeys({}), Code.PermissionDenied, "admin");
+  });
+
+  test("probes need no token, /metrics a reader; DeleteRun and Backup need admin", async () => {
+    expect((await fetch(`${f.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${f.url}/readyz`)).status).toBe(200);
+    const health = createClient(Health, createGrpcTransport({ baseUrl: f.url }));
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    const metrics = (token?: TokenName) =>
+      fetch(`${f.url}/metrics`, { headers: token ? { authorization: `Bearer ${tokens.plain[token]}` } : {} }).then((r) => r.status);
+    expect(await metrics()).toBe(401);
+    expect(await metrics("worker")).toBe(403);
+    expect(await metrics("reader")).toBe(200);
+    const admin = (token: TokenName) => createClient(AdminService, createGrpcTransport({ baseUrl: f.url, interceptors: [bearer(token)] }));
+    await expectConnectError(admin("reader").deleteRun({ runId: "ci-run" }), Code.PermissionDenied, "admin");
+    await expectConnectError(
+      (async () => {
+        for await (const _ of admin("worker").backup({})) break;
+      })(),
+      Code.PermissionDenied,
+      "admin",
+    );
+    // Refused, so the run is still there.
+    expect((await grpcClient("admin").getRun({ runId: "ci-run" })).run?.runId).toBe("ci-run");
   });
 
   test("Connect over HTTP/1.1 and HTTP/2 and gRPC-on-connect see the same rules", async () => {
