@@ -12,6 +12,7 @@ interface RunOptions {
   workspace?: string;
   config?: string;
   quiet?: boolean;
+  spoolDir?: string;
 }
 
 export function registerRun(program: Command, defaultLeader: string): void {
@@ -25,6 +26,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
     .option("--workspace <name>", "workspace of a new run (default: default)")
     .option("--config <file>", "YAML configuration file; its worker section sets batching")
     .option("--quiet", "do not copy the command's output to this terminal")
+    .option("--spool-dir <dir>", "spool output that does not fit in memory to files here while the leader is away (worker.spool_dir)")
     .argument("<command...>", "the command and its arguments, after --")
     .usage("--run ID --task NAME [options] -- CMD [ARGS...]")
     .action(async (command: string[], opts: RunOptions) => {
@@ -54,6 +56,9 @@ export function registerRun(program: Command, defaultLeader: string): void {
             maxLineBytes: w.max_line_bytes,
             backoffInitialMs: w.backoff_initial_ms,
             backoffMaxMs: w.backoff_max_ms,
+            spoolDir: opts.spoolDir ?? w.spool_dir,
+            spoolMaxBytes: w.spool_max_bytes,
+            dropAfterBytes: w.drop_after_bytes,
           },
           onRetry: (err, delayMs) => {
             // One message per few seconds: a long outage should not flood the terminal.
