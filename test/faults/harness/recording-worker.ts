@@ -53,6 +53,11 @@ export class RecordingWorker {
     return this.writer.durableSeq;
   }
 
+  /** Resolves once the worker has written all it will (`maxLines`, or up to `stop()`). */
+  get produced(): Promise<void> {
+    return this.finished;
+  }
+
   /** Stops producing lines; what is written is still delivered. */
   stop(): void {
     this.stopping = true;
