@@ -4,10 +4,9 @@ import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
 import { until } from "../helpers/task-logs.js";
 import { type ChaosProxy, startChaosProxy } from "./harness/chaos-proxy.js";
-import { flagged } from "./harness/delivery-checker.js";
 import { recordScenario } from "./harness/fault-results.js";
 import { LeaderProcess } from "./harness/leader-process.js";
-import { ackedTotal, checkRun, finishWorkers, startWorkers } from "./harness/scenario-run.js";
+import { ackedTotal, checkControl, checkRun, finishWorkers, startWorkers } from "./harness/scenario-run.js";
 import { UnsafeWorker } from "./harness/unsafe-worker.js";
 
 /**
@@ -61,8 +60,7 @@ test("a proxy that cuts, resets, stalls and slices: 0 lost, 0 duplicated, 0 reor
   expect(leaderRssAfter).toBeLessThan(leaderRssBefore * 1.5 + 100 * MIB);
   expect(workersRssAfter).toBeLessThan(workersRssBefore * 1.5 + 100 * MIB);
 
-  const controlReport = await checkRun(leader.url, runId, [{ task: control.task, ...(await control.finish()) }]);
-  expect(flagged(controlReport)).toBe(true);
+  const controlReport = await checkControl(leader.url, runId, control);
   const mib = (n: number) => `${Math.round(n / MIB)} MiB`;
   recordScenario({
     scenario: "2 TCP proxy chaos",

@@ -1,7 +1,8 @@
 import { LeaderClient } from "../../../src/client/leader-client.js";
 import { readAll } from "../../helpers/task-logs.js";
-import { checkDelivery, type DeliveryReport, servedLines, sumReports } from "./delivery-checker.js";
+import { checkDelivery, type DeliveryReport, flagged, servedLines, sumReports } from "./delivery-checker.js";
 import { RecordingWorker, type RecordingWorkerOptions } from "./recording-worker.js";
+import type { UnsafeWorker } from "./unsafe-worker.js";
 
 /** What a worker (real or negative control) hands the checker. */
 export interface WorkerOutcome {
@@ -52,4 +53,11 @@ export function finishWorkers(workers: readonly RecordingWorker[]): Promise<Work
 export function spread(values: readonly number[]): { median: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
   return { median: sorted[Math.floor(sorted.length / 2)] ?? 0, max: sorted[sorted.length - 1] ?? 0 };
+}
+
+/** Stops a negative control, checks its task, and fails unless the checker flagged it. */
+export async function checkControl(url: string, runId: string, control: UnsafeWorker): Promise<DeliveryReport> {
+  const report = await checkRun(url, runId, [{ task: control.task, ...(await control.finish()) }]);
+  if (!flagged(report)) throw new Error(`the negative control ${control.task} was not flagged: the check could not have failed`);
+  return report;
 }
