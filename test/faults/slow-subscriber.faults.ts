@@ -76,8 +76,12 @@ test("a subscriber that never reads leaves ingest throughput where it was", asyn
 
     // Negative control: a renumbering worker behind a proxy whose connections are cut once.
     proxy = await startTcpProxy(Number(new URL(url).port));
-    const control = new UnsafeWorker(proxy.url, "slow-control", "control-renumber", "renumber", 5);
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    const control = new UnsafeWorker(proxy.url, "slow-control", "control-renumber", "renumber");
+    // The cut comes once the leader holds lines the control has not seen acknowledged: its resend then repeats them.
+    await until(async () => {
+      const opened = await client.openTask({ task: { runId: "slow-control", task: control.task } }).catch(() => undefined);
+      return opened !== undefined && Number(opened.durableSeq) > control.acknowledgedCount;
+    }, 30_000);
     proxy.cutAll();
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const controlReport = await checkControl(url, "slow-control", control);

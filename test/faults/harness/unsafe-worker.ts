@@ -41,6 +41,11 @@ export class UnsafeWorker {
     this.finished.catch(() => undefined);
   }
 
+  /** Lines the worker believes acknowledged so far. */
+  get acknowledgedCount(): number {
+    return this.acked.size;
+  }
+
   /** Stops and returns what was written and what the worker believes acknowledged. */
   async finish(): Promise<{ written: string[]; acknowledged: string[] }> {
     this.stopping = true;
