@@ -9,6 +9,7 @@ import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
 import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
 import { MAX_MASKS, MAX_TOTAL_MASK_BYTES, maskProblem, SecretMasker } from "../lines/secret-masker.js";
 import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
+import { StoreWriteError } from "../store/kv-store.js";
 import { resultFromProto, streamFromProto } from "./proto-mapping.js";
 
 export interface PushDeps {
@@ -212,6 +213,8 @@ async function recordFailure(
   progress: LogProgress,
 ): Promise<void> {
   if (err instanceof DomainError && err.kind === "unavailable") return; // shutdown: the worker resends, nothing is wrong
+  // A full disk would refuse the event as it refused the batch; the worker was told, and retries.
+  if (err instanceof StoreWriteError) return;
   const task = opened.task;
   const reason = err instanceof Error ? err.message : String(err);
   const stored = `lines up to seq ${progress.durableSeq} are stored`;

@@ -209,6 +209,23 @@ export const workerSchema = z
     /** First reconnect delay; doubles up to `backoff_max_ms`, with full jitter. */
     backoff_initial_ms: positiveInt().default(100),
     backoff_max_ms: positiveInt().default(10_000),
+    /**
+     * On-disk spool: lines past `buffer_max_bytes` go to files under this directory
+     * instead of holding the command back, so a worker rides out a leader outage of
+     * minutes. Empty (the default): no spool, the command blocks on write.
+     */
+    spool_dir: z.string().default(""),
+    /** Bytes the spool holds at most; past it the command blocks on write. */
+    spool_max_bytes: z
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(1024 * 1024 * 1024),
+    /**
+     * For library writers that cannot be held back: past this many held bytes a line is
+     * dropped and a record saying how many were dropped is logged. 0 (the default): never drop.
+     */
+    drop_after_bytes: z.number().int().min(0).default(0),
   })
   .prefault({});
 

@@ -143,11 +143,15 @@ export class CommitQueue {
           return { ...c, key };
         }),
       );
+      // Chunks only ever go to new offsets, so undoing a group is deleting its chunks and
+      // putting back the states the registry holds (what is durable).
+      const undo: KvOp[] = ops.map((op) => ({ type: "del", key: op.key }));
       for (const [key, state] of states) {
         const { run, task } = splitTaskKey(key);
         ops.push(this.store.stateOp(run, task, state));
+        undo.push(this.store.restoreStateOp(run, task, this.registry.peek(key)));
       }
-      await this.kv.write(ops, this.options.sync);
+      await this.kv.write(ops, this.options.sync, undo);
     } catch (err) {
       writeError = err;
     }

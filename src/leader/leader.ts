@@ -70,13 +70,13 @@ export async function startLeader(
   const metrics = new LeaderMetrics();
 
   // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
-  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false });
+  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false, warn: log });
   let metaKv: KvStore;
   let runKeys: Awaited<ReturnType<typeof openRunKeys>>;
   // The key outage callback needs the run directory, which needs the keys first.
   let directoryRef: RunDirectory | undefined;
   try {
-    metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true });
+    metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true, warn: log });
     try {
       runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
         onOutageEnded: (run, outage) => directoryRef?.keyOutageEnded(run, outage),

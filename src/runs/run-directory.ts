@@ -108,13 +108,16 @@ export class RunDirectory {
       if (finished) return finished;
       const run = await this.openRun(ref);
       const key = taskKey(run.record.runId, ref.task);
+      const now = this.now();
       if (ref.task !== RUN_LOG_TASK && !run.tasks.has(ref.task)) {
-        const now = this.now();
         const record: TaskRecord = { name: ref.task, openedAt: now, order: run.tasks.size };
         const updated = { ...run.record, taskCount: run.record.taskCount + 1 };
         await this.meta.write([this.meta.addTaskOp(run.record.runId, record), ...this.meta.updateRunOps(updated)], this.options.sync);
         run.record = updated;
         run.tasks.set(ref.task, false);
+      }
+      // Apart from the task's record: when creating the log fails (a full disk), the next open creates it.
+      if (ref.task !== RUN_LOG_TASK && (await this.registry.load(key)) === undefined) {
         await this.queue.run([key, this.runLogKey(run)], (ctx) => {
           if (!ctx.state(key)) appendLeaderRecords(ctx, this.runLogKey(run), [{ stream: "stdout", line: `task ${ref.task} started` }], now);
           createLog(ctx, key, now);

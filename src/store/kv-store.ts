@@ -1,4 +1,6 @@
+import { statfs } from "node:fs/promises";
 import rocksdb from "@nxtedition/rocksdb";
+import { DomainError } from "../errors/domain-error.js";
 
 /**
  * The narrow seam between joblog and its RocksDB binding: binary keys and values,
@@ -30,6 +32,8 @@ export interface KvStoreOptions {
    * or encrypted: compressing ciphertext burns CPU for nothing (measured 3x slower writes).
    */
   compression: boolean;
+  /** Told when writes start failing for an I/O error and when a reopen has cleared it. */
+  warn?: (message: string, err?: unknown) => void;
 }
 
 /** The binding reports every open failure as "Database is not open"; the reason is in its cause. */
@@ -55,30 +59,87 @@ async function* pages(it: Iterator, pageSize: number): AsyncGenerator<[Buffer, B
 // Buffer encodings everywhere: the binding's default utf8 silently mangles binary values.
 const BUFFERS = { keyEncoding: "buffer", valueEncoding: "buffer" } as const;
 
+/**
+ * After a write fails with an I/O error (a full disk), RocksDB keeps the error and
+ * refuses every later write, even once space returns; only closing and reopening the
+ * database clears it. Each reopen writes a new MANIFEST and WAL, so it is tried at
+ * most this often, and only when the filesystem has `REOPEN_MIN_FREE_BYTES` free.
+ */
+const REOPEN_INTERVAL_MS = 1000;
+const REOPEN_MIN_FREE_BYTES = 8 * 1024 * 1024;
+
+interface WriteFault {
+  error: Error;
+  /** Ops that put back what the failed writes may have left: one could be in the WAL, unacknowledged. */
+  undo: KvOp[];
+  lastTry: number;
+}
+
+type RocksDb = InstanceType<typeof rocksdb.RocksLevel>;
+
+function openOptionsOf(options: KvStoreOptions) {
+  return {
+    createIfMissing: true,
+    compression: options.compression,
+    infoLogLevel: "warn",
+    // Level compaction with a 64 MiB memtable budget (16 MiB memtables) instead of RocksDB's
+    // 64 MiB default memtable: logs stream through, and the leader's memory should not grow with them.
+    compaction: "level",
+    memtableMemoryBudget: 64 * 1024 * 1024,
+    ...BUFFERS,
+  } as const;
+}
+
+/** An error of the storage itself (ENOSPC, EIO), as opposed to a misuse of the binding. */
+function isIoError(err: unknown): err is Error {
+  return (
+    err instanceof Error &&
+    (/IO error|No space left|ENOSPC|EIO/i.test(err.message) || (err as { code?: unknown }).code === "LEVEL_IO_ERROR")
+  );
+}
+
+/**
+ * A write refused because the store cannot write (full disk: RESOURCE_EXHAUSTED,
+ * another I/O error: UNAVAILABLE). Both are retryable; nothing was acknowledged.
+ */
+export class StoreWriteError extends DomainError {
+  override name = "StoreWriteError";
+}
+
+function writeFaultError(location: string, err: Error): StoreWriteError {
+  if (/No space left|ENOSPC/i.test(err.message)) {
+    return new StoreWriteError(
+      "resource_exhausted",
+      `the leader's disk is full (${location}); nothing more is acknowledged until space returns, what was acknowledged is stored`,
+    );
+  }
+  return new StoreWriteError("unavailable", `the leader's store cannot write (${err.message}); nothing more is acknowledged until it can`);
+}
+
 export class KvStore {
+  private fault: WriteFault | undefined;
+  private recovering: Promise<void> | undefined;
+
   private constructor(
-    private readonly db: InstanceType<typeof rocksdb.RocksLevel>,
+    private db: RocksDb,
     readonly location: string,
+    private readonly options: KvStoreOptions,
   ) {}
 
   static async open(location: string, options: KvStoreOptions): Promise<KvStore> {
-    const openOptions = {
-      createIfMissing: true,
-      compression: options.compression,
-      infoLogLevel: "warn",
-      // Level compaction with a 64 MiB memtable budget (16 MiB memtables) instead of RocksDB's
-      // 64 MiB default memtable: logs stream through, and the leader's memory should not grow with them.
-      compaction: "level",
-      memtableMemoryBudget: 64 * 1024 * 1024,
-      ...BUFFERS,
-    } as const;
+    const db = await KvStore.openDb(location, options);
+    return new KvStore(db, location, options);
+  }
+
+  private static async openDb(location: string, options: KvStoreOptions): Promise<RocksDb> {
+    const openOptions = openOptionsOf(options);
     const db = new rocksdb.RocksLevel(location, openOptions);
     try {
       await db.open(openOptions);
     } catch (err) {
       throw openError(location, err);
     }
-    return new KvStore(db, location);
+    return db;
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
@@ -91,18 +152,80 @@ export class KvStore {
     return this.db.getMany(keys, BUFFERS);
   }
 
-  /** Applies every op or none. `sync` waits until the write-ahead log is on disk. */
-  async write(ops: KvOp[], sync: boolean): Promise<void> {
+  /**
+   * Applies every op or none. `sync` waits until the write-ahead log is on disk.
+   * `undo` puts back what `ops` change (deletes of new keys, the previous values of
+   * others): when the write fails for lack of space its outcome is unknown, as the
+   * batch may be whole in the WAL and reappear at the reopen; the undo is applied
+   * then, so what callers cached as durable stays true.
+   */
+  async write(ops: KvOp[], sync: boolean, undo: KvOp[] = []): Promise<void> {
     if (ops.length === 0) return;
+    if (this.fault) await this.recover();
+    try {
+      await this.writeBatch(this.db, ops, sync);
+    } catch (err) {
+      throw this.failed(err, undo);
+    }
+  }
+
+  private async writeBatch(db: RocksDb, ops: KvOp[], sync: boolean): Promise<void> {
     // A chained batch, because its write() clears the native WriteBatch. The array form
     // of batch() leaves each one to a GC finalizer that V8, unaware of the native bytes,
     // hardly runs: measured 500 MB written → 748 MB RSS, against 224 MB this way.
-    const batch = this.db.batch();
+    const batch = db.batch();
     for (const op of ops) {
       if (op.type === "put") batch.put(op.key, op.value);
       else batch.del(op.key);
     }
     await batch.write({ sync });
+  }
+
+  /** Records an I/O failure (the store refuses writes until reopened) and returns the error to throw. */
+  private failed(err: unknown, undo: KvOp[]): unknown {
+    if (!isIoError(err)) return err;
+    if (this.fault) this.fault.undo.push(...undo);
+    else {
+      this.fault = { error: err, undo: [...undo], lastTry: Date.now() };
+      this.options.warn?.(`${this.location}: writes fail, nothing is acknowledged until a reopen succeeds`, err);
+    }
+    return writeFaultError(this.location, err);
+  }
+
+  /** One reopen at a time; concurrent writers wait for it and share its outcome. */
+  private recover(): Promise<void> {
+    this.recovering ??= this.reopen().finally(() => {
+      this.recovering = undefined;
+    });
+    return this.recovering;
+  }
+
+  private async reopen(): Promise<void> {
+    const fault = this.fault as WriteFault;
+    const refuse = () => writeFaultError(this.location, fault.error);
+    if (Date.now() - fault.lastTry < REOPEN_INTERVAL_MS) throw refuse();
+    fault.lastTry = Date.now();
+    const fs = await statfs(this.location).catch(() => undefined);
+    if (fs && fs.bavail * fs.bsize < REOPEN_MIN_FREE_BYTES) throw refuse();
+    // close() does close the native database, then reports the kept background error.
+    await this.db.close().catch(() => undefined);
+    let db: RocksDb;
+    try {
+      db = await KvStore.openDb(this.location, this.options);
+    } catch (err) {
+      // Reads fail too until a later write reopens it: rare, as space was checked first.
+      fault.error = err instanceof Error ? err : new Error(String(err));
+      throw refuse();
+    }
+    this.db = db;
+    try {
+      if (fault.undo.length > 0) await this.writeBatch(db, fault.undo, true);
+    } catch (err) {
+      if (isIoError(err)) fault.error = err;
+      throw refuse();
+    }
+    this.fault = undefined;
+    this.options.warn?.(`${this.location}: reopened after a write fault; writes resume`);
   }
 
   /**
@@ -111,8 +234,13 @@ export class KvStore {
    * the WAL without a sync: a delete lost to a power cut leaves data that is still valid.
    */
   async deleteRange(gte: Buffer, lt: Buffer): Promise<void> {
+    if (this.fault) await this.recover();
     // Without `limit` the binding's clear() is exactly one DeleteRange.
-    await this.db.clear({ gte, lt, ...BUFFERS });
+    try {
+      await this.db.clear({ gte, lt, ...BUFFERS });
+    } catch (err) {
+      throw this.failed(err, []);
+    }
   }
 
   /** Entries of a key range in order, fetched `pageSize` at a time. */

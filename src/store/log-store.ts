@@ -71,6 +71,11 @@ export class LogStore {
     return { type: "put", key: taskStateKey(run, task), value: encodeTaskLogState(state) };
   }
 
+  /** Puts a task's state back to `previous`, or removes it when the task had none. */
+  restoreStateOp(run: string, task: string, previous: TaskLogState | undefined): KvOp {
+    return previous ? this.stateOp(run, task, previous) : { type: "del", key: taskStateKey(run, task) };
+  }
+
   /** Drops every chunk of a task (its buffer) with one range delete; the task's state stays. */
   async dropChunks(run: string, task: string): Promise<void> {
     const range = chunkRange(run, task);

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { BatchSchema, Stream } from "../../gen/joblog/v1/log_pb.js";
+import { type BatchSchema, Stream } from "../../gen/joblog/v1/log_pb.js";
+import type { LineSpool } from "./line-spool.js";
 
 interface Line {
   seq: number;
@@ -25,6 +26,17 @@ export interface OutgoingBatch {
 // counted so a flood of short lines (`seq 1 1000000`) is bounded like a few long ones.
 const LINE_OVERHEAD_BYTES = 96;
 
+export interface PendingLinesOptions {
+  /** Where lines go once memory is full; backpressure starts when it is full too. */
+  spool?: LineSpool;
+  /**
+   * Past this many held bytes (memory and spool) a line that does not fit is dropped
+   * and counted, and a record saying how many were dropped is added once there is room
+   * again. 0: never drop; the caller is held back instead.
+   */
+  dropAfterBytes?: number;
+}
+
 /**
  * A task's lines from capture until the leader holds them durably, in sequence
  * order. Each gets its sequence number when added and keeps it through every
@@ -39,8 +51,27 @@ export class PendingLines {
   /** Index of the first line not yet sent on the current stream. */
   private sentIndex = 0;
   private roomWaiters: Array<() => void> = [];
+  private readonly spool: LineSpool | undefined;
+  private readonly dropAfterBytes: number;
+  /** Lines dropped since the last "lines dropped" record. */
+  private dropped = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    options: PendingLinesOptions = {},
+  ) {
+    this.spool = options.spool;
+    this.dropAfterBytes = options.dropAfterBytes ?? 0;
+  }
+
+  private get spooled(): number {
+    return this.spool?.lineCount ?? 0;
+  }
+
+  /** Whether `add` wants the caller to wait: memory full, and the spool too when there is one. */
+  private get blocked(): boolean {
+    return this.spool ? this.spool.full : this.full;
+  }
 
   /** Sequence number of the last line the leader holds durably. */
   get durableSeq(): number {
@@ -53,15 +84,15 @@ export class PendingLines {
   }
 
   get unsentCount(): number {
-    return this.lines.length - this.sentIndex;
+    return this.lines.length - this.sentIndex + this.spooled;
   }
 
   get allSent(): boolean {
-    return this.sentIndex === this.lines.length;
+    return this.sentIndex === this.lines.length && this.spooled === 0;
   }
 
   get isEmpty(): boolean {
-    return this.lines.length === 0;
+    return this.lines.length === 0 && this.spooled === 0;
   }
 
   get full(): boolean {
@@ -78,17 +109,49 @@ export class PendingLines {
     return this.lines[this.sentIndex]?.tsMs;
   }
 
-  /** Adds a line; false when the bound is reached (the line is kept). */
+  /**
+   * Adds a line; false when the bound is reached: the line is kept, unless a drop
+   * limit is set and reached, in which case it is counted as dropped.
+   */
   add(stream: Stream, text: Uint8Array, tsMs: number): boolean {
-    this.lines.push({ seq: this.nextSeq++, stream, text, tsMs });
-    this.heldBytes += text.byteLength + LINE_OVERHEAD_BYTES;
-    return !this.full;
+    if (this.dropAfterBytes > 0 && this.blocked && this.heldBytes + (this.spool?.bytes ?? 0) >= this.dropAfterBytes) {
+      this.dropped++;
+      return false;
+    }
+    this.noteDropped(tsMs);
+    this.keep(stream, text, tsMs);
+    return !this.blocked;
   }
 
-  /** Resolves when the held bytes are under the bound again. */
+  /** Adds the record saying how many lines were dropped, if any were since the last one. */
+  noteDropped(tsMs: number): void {
+    if (this.dropped === 0) return;
+    const text = Buffer.from(
+      `joblog: ${this.dropped} lines dropped: the worker's buffer held ${this.dropAfterBytes} bytes the leader had not acknowledged`,
+    );
+    this.dropped = 0;
+    this.keep(Stream.STDERR, text, tsMs);
+  }
+
+  private keep(stream: Stream, text: Uint8Array, tsMs: number): void {
+    if (this.spool && (this.spool.lineCount > 0 || this.full)) {
+      this.spool.append({ stream, text, tsMs });
+      this.nextSeq++;
+      return;
+    }
+    this.lines.push({ seq: this.nextSeq++, stream, text, tsMs });
+    this.heldBytes += text.byteLength + LINE_OVERHEAD_BYTES;
+  }
+
+  /** Resolves when `add` takes lines without holding the caller back again. */
   room(): Promise<void> {
-    if (!this.full) return Promise.resolve();
+    if (!this.blocked) return Promise.resolve();
     return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Removes the spool's files: the writer is done. */
+  dispose(): void {
+    this.spool?.remove();
   }
 
   /** Wakes every `room()` waiter, e.g. when the writer has failed for good. */
@@ -104,7 +167,8 @@ export class PendingLines {
   startAfter(durableSeq: number): void {
     if (this.ackedSeq !== 0 || durableSeq === 0) return;
     for (const [i, line] of this.lines.entries()) line.seq = durableSeq + 1 + i;
-    this.nextSeq = durableSeq + 1 + this.lines.length;
+    // Spooled lines are numbered by their place after the lines in memory.
+    this.nextSeq = durableSeq + 1 + this.lines.length + this.spooled;
     this.ackedSeq = durableSeq;
   }
 
@@ -119,7 +183,20 @@ export class PendingLines {
     }
     this.lines.splice(0, drop);
     this.sentIndex = Math.max(0, this.sentIndex - drop);
-    if (!this.full) this.releaseWaiters();
+    this.refill();
+    if (!this.blocked) this.releaseWaiters();
+  }
+
+  /** Moves spooled lines back into memory while there is room. */
+  private refill(): void {
+    if (!this.spool) return;
+    while (this.spool.lineCount > 0 && !this.full) {
+      let seq = this.nextSeq - this.spool.lineCount;
+      for (const l of this.spool.take(this.maxBytes - this.heldBytes)) {
+        this.lines.push({ seq: seq++, stream: l.stream as Stream, text: l.text, tsMs: l.tsMs });
+        this.heldBytes += l.text.byteLength + LINE_OVERHEAD_BYTES;
+      }
+    }
   }
 
   /** A new stream starts: everything not acknowledged is to be sent again. */

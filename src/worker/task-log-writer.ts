@@ -5,6 +5,7 @@ import { identifierProblem } from "../ids/identifiers.js";
 import { truncateLine } from "../lines/line-limit.js";
 import { SecretMasker } from "../lines/secret-masker.js";
 import { Backoff, sleep } from "./backoff.js";
+import { LineSpool } from "./line-spool.js";
 import { PendingLines } from "./pending-lines.js";
 
 export type OutputStream = "stdout" | "stderr";
@@ -29,6 +30,20 @@ export interface WriterSettings {
   backoffInitialMs: number;
   /** ...up to this (default 10 s). */
   backoffMaxMs: number;
+  /**
+   * Directory for the on-disk spool: lines that do not fit in `bufferMaxBytes` go to
+   * files here instead of holding the command back, up to `spoolMaxBytes`; removed
+   * when the writer ends. Empty (the default): no spool.
+   */
+  spoolDir: string;
+  /** Bytes of lines the spool holds at most (default 1 GiB); `write` returns false beyond this. */
+  spoolMaxBytes: number;
+  /**
+   * Past this many bytes held (memory and spool), a line written anyway is dropped, and a
+   * record saying how many were dropped goes into the log once there is room. 0 (the
+   * default): never drop, the caller must wait for `ready()`.
+   */
+  dropAfterBytes: number;
 }
 
 export const DEFAULT_WRITER_SETTINGS: WriterSettings = {
@@ -41,6 +56,9 @@ export const DEFAULT_WRITER_SETTINGS: WriterSettings = {
   maxLineBytes: 64 * 1024,
   backoffInitialMs: 100,
   backoffMaxMs: 10_000,
+  spoolDir: "",
+  spoolMaxBytes: 1024 * 1024 * 1024,
+  dropAfterBytes: 0,
 };
 
 export interface TaskLogWriterOptions {
@@ -114,7 +132,11 @@ export class TaskLogWriter {
 
   private constructor(private readonly options: TaskLogWriterOptions) {
     this.settings = { ...DEFAULT_WRITER_SETTINGS, ...options.settings };
-    this.pending = new PendingLines(this.settings.bufferMaxBytes);
+    const { spoolDir, spoolMaxBytes, dropAfterBytes } = this.settings;
+    this.pending = new PendingLines(this.settings.bufferMaxBytes, {
+      ...(spoolDir ? { spool: new LineSpool({ dir: spoolDir, maxBytes: spoolMaxBytes }) } : {}),
+      dropAfterBytes,
+    });
     this.masker = SecretMasker.create(options.masks ?? []);
     this.ownsClient = typeof options.leader === "string";
     this.client = typeof options.leader === "string" ? new LeaderClient(options.leader, options.connection) : options.leader;
@@ -177,6 +199,7 @@ export class TaskLogWriter {
   /** Completes the task after every written line is durable; resolves when the leader has recorded it. */
   async complete(outcome: TaskOutcome): Promise<void> {
     if (this.failure) throw this.failure;
+    if (!this.outcome) this.pending.noteDropped(Date.now());
     this.outcome ??= outcome;
     this.poke();
     await new Promise<void>((resolve, reject) => {
@@ -272,6 +295,7 @@ export class TaskLogWriter {
       for (const w of this.flushWaiters.splice(0)) w.reject(this.failure);
       this.pending.releaseWaiters();
     } finally {
+      this.pending.dispose();
       if (this.ownsClient) this.client.close();
     }
   }

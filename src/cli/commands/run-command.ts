@@ -17,6 +17,7 @@ interface RunOptions {
   quiet?: boolean;
   mask: string[];
   maskEnv: string[];
+  spoolDir?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -34,6 +35,7 @@ export function registerRun(program: Command, defaultLeader: string): void {
     .option("--quiet", "do not copy the command's output to this terminal")
     .option("--mask <value>", "replace this secret (and its URL-encoded and base64 forms) with *** in the log; repeatable", collect, [])
     .option("--mask-env <name>", `mask the value of this environment variable; repeatable (also: ${MASK_ENV_VAR}=NAME,NAME)`, collect, [])
+    .option("--spool-dir <dir>", "spool output that does not fit in memory to files here while the leader is away (worker.spool_dir)")
     .argument("<command...>", "the command and its arguments, after --")
     .usage("--run ID --task NAME [options] -- CMD [ARGS...]")
     .action(async (command: string[], opts: RunOptions) => {
@@ -69,6 +71,9 @@ export function registerRun(program: Command, defaultLeader: string): void {
             maxLineBytes: w.max_line_bytes,
             backoffInitialMs: w.backoff_initial_ms,
             backoffMaxMs: w.backoff_max_ms,
+            spoolDir: opts.spoolDir ?? w.spool_dir,
+            spoolMaxBytes: w.spool_max_bytes,
+            dropAfterBytes: w.drop_after_bytes,
           },
           onRetry: (err, delayMs) => {
             // One message per few seconds: a long outage should not flood the terminal.
