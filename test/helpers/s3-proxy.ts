@@ -14,16 +14,24 @@ export interface S3Proxy {
   reset(): void;
   /** While true, every request gets a 500 InternalError without reaching the server. */
   failing: boolean;
+  /**
+   * While set, each request independently gets a 500 (probability `failRatio`), or
+   * is held `stallMs` before it is passed on (`stallRatio`): a flaky store.
+   */
+  chaos: { failRatio: number; stallRatio: number; stallMs: number } | undefined;
   close(): Promise<void>;
 }
 
 export async function startS3Proxy(targetPort: number): Promise<S3Proxy> {
   let bytes = 0;
   let seen: string[] = [];
-  const state = { failing: false };
+  const state: { failing: boolean; chaos: S3Proxy["chaos"] } = { failing: false, chaos: undefined };
   const server = http.createServer((req, res) => {
     seen.push(`${req.method} ${req.url}${req.headers.range ? ` ${req.headers.range}` : ""}`);
-    if (state.failing) {
+    const roll = Math.random();
+    const chaos = state.chaos;
+    const fail = state.failing || (chaos !== undefined && roll < chaos.failRatio);
+    if (fail) {
       req.resume();
       res.writeHead(500, { "content-type": "application/xml" });
       res.end(
@@ -31,18 +39,22 @@ export async function startS3Proxy(targetPort: number): Promise<S3Proxy> {
       );
       return;
     }
-    const upstream = http.request(
-      { host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.on("data", (chunk: Buffer) => {
-          bytes += chunk.length;
-        });
-        up.pipe(res);
-      },
-    );
-    upstream.on("error", () => res.destroy());
-    req.pipe(upstream);
+    const forward = () => {
+      const upstream = http.request(
+        { host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.on("data", (chunk: Buffer) => {
+            bytes += chunk.length;
+          });
+          up.pipe(res);
+        },
+      );
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    };
+    if (chaos !== undefined && roll < chaos.failRatio + chaos.stallRatio) setTimeout(forward, chaos.stallMs);
+    else forward();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
@@ -56,6 +68,12 @@ export async function startS3Proxy(targetPort: number): Promise<S3Proxy> {
     },
     get failing() {
       return state.failing;
+    },
+    get chaos() {
+      return state.chaos;
+    },
+    set chaos(value) {
+      state.chaos = value;
     },
     set failing(value: boolean) {
       state.failing = value;
