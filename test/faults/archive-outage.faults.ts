@@ -66,9 +66,9 @@ async function objectProblems(body: Buffer, outcomes: readonly WorkerOutcome[]):
   for (const record of gunzipSync(body).toString("utf8").split("\n")) {
     if (record === "") continue;
     const { step, line } = JSON.parse(record) as { step: string; line: string };
-    let lines = byTask.get(step);
-    if (!lines) byTask.set(step, (lines = []));
-    lines.push(line);
+    const lines = byTask.get(step);
+    if (lines) lines.push(line);
+    else byTask.set(step, [line]);
   }
   const problems: string[] = [];
   for (const o of outcomes) {
