@@ -7,8 +7,8 @@ import { identifierProblem } from "../ids/identifiers.js";
  *
  * - `{base}.jsonl.gz`     the run's object, written once the run is complete
  * - `{base}.index.json`   its index: where each task's gzip members lie
- * - `{base}.parts/{task}/{offset}.jsonl.gz`  segments uploaded by periodic flushes
- *   while the run is going; removed once the run's object is verified
+ * - `{base}.parts/{task}/{offset}-{end}.jsonl.gz`  segments uploaded by periodic
+ *   flushes while the run is going; removed once the run's object is verified
  *
  * Identifiers are checked again here, whatever the caller did: they become path
  * segments, and a `..` or a `/` would let a run write outside its prefix.
@@ -42,7 +42,13 @@ export const runObjectKey = (base: string) => `${base}.jsonl.gz`;
 export const runIndexKey = (base: string) => `${base}.index.json`;
 export const segmentsPrefix = (base: string) => `${base}.parts/`;
 
-/** A segment's key: its task and the offset of its first byte, zero-padded so keys sort in offset order. */
-export function segmentKey(base: string, task: string, offset: number): string {
-  return `${segmentsPrefix(base)}${checked("task", task)}/${pad(offset, 16)}.jsonl.gz`;
+/**
+ * A segment's key: its task and the byte range it holds, zero-padded so keys sort
+ * in offset order. The end is part of the key because a request can land late: an
+ * upload of [from, e1) by a leader that was killed may reach the store after its
+ * successor uploaded and verified [from, e2); with the offset alone it would
+ * overwrite that verified segment.
+ */
+export function segmentKey(base: string, task: string, offset: number, end: number): string {
+  return `${segmentsPrefix(base)}${checked("task", task)}/${pad(offset, 16)}-${pad(end, 16)}.jsonl.gz`;
 }

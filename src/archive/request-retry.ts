@@ -30,3 +30,12 @@ export async function withRetry<T>(
     }
   }
 }
+
+/**
+ * For one step of a long copy (a segment read into the run's object, a part of a
+ * multipart upload): a failed step throws away every step before it, so with n
+ * steps and a per-request failure rate p the copy fails about n·p^k of the time.
+ * These outer tries (each a full `withRetry` of the backend's policy) keep k high
+ * enough that a flaky store still lets a run of hundreds of segments through.
+ */
+export const COPY_STEP_RETRY: RetryPolicy = { attempts: 6, initialMs: 100, maxMs: 2_000 };

@@ -6,6 +6,7 @@ import { ArchiveVerifyError } from "./archive-backend.js";
 import { runIndexKey, runObjectKey } from "./archive-key.js";
 import type { Segment } from "./archive-ledger.js";
 import { joinTables, shiftTable } from "./gzip-members.js";
+import { COPY_STEP_RETRY, withRetry } from "./request-retry.js";
 import { encodeRunIndex, type IndexedTask, membersOf, type RunIndex } from "./run-index.js";
 
 export interface ArchivedTaskLog {
@@ -25,6 +26,24 @@ export interface ArchivedTaskLog {
 function retainedSegments(log: ArchivedTaskLog): Segment[] {
   const retainedFrom = log.state.retainedFrom ?? 0;
   return log.segments.filter((s) => s.members.plainEnd > retainedFrom);
+}
+
+const PREFETCH_SEGMENTS = 8;
+const PREFETCH_BYTES = 32 * 1024 * 1024;
+
+/** A step of the copy, with the patience a long copy needs; a changed object or a stopping leader ends it at once. */
+function copyStep<T>(fn: () => Promise<T>): Promise<T> {
+  return withRetry(COPY_STEP_RETRY, fn, {
+    permanent: (err) => err instanceof ArchiveVerifyError || (err instanceof Error && err.name === "AbortError"),
+  });
+}
+
+async function segmentBody(backend: ArchiveBackend, segment: Segment): Promise<Buffer> {
+  const body = await backend.get(segment.key);
+  // Checked again on the way through: a segment changed since its upload must not reach the run's object.
+  const md5 = body && createHash("md5").update(body).digest("hex");
+  if (md5 !== segment.md5) throw new ArchiveVerifyError(`segment ${segment.key} is missing or changed since it was verified`);
+  return body as Buffer;
 }
 
 export async function writeRunObject(backend: ArchiveBackend, base: string, run: RunRecord, logs: ArchivedTaskLog[]): Promise<RunIndex> {
@@ -60,20 +79,33 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
   }
 
   async function* pieces(): AsyncGenerator<Buffer> {
-    for (const log of logs) {
-      for (const segment of retainedSegments(log)) {
-        const body = await backend.get(segment.key);
-        // Checked again on the way through: a segment changed since its upload must not reach the run's object.
-        const md5 = body && createHash("md5").update(body).digest("hex");
-        if (md5 !== segment.md5) throw new ArchiveVerifyError(`segment ${segment.key} is missing or changed since it was verified`);
-        yield body as Buffer;
+    // Segments are fetched a few ahead: one at a time, a run of hundreds of segments
+    // spends minutes on request latency alone.
+    const all = logs.flatMap(retainedSegments);
+    const ahead: Array<{ segment: Segment; body: Promise<Buffer> }> = [];
+    let aheadBytes = 0;
+    let next = 0;
+    while (next < all.length || ahead.length > 0) {
+      for (
+        let s = all[next];
+        s && ahead.length < PREFETCH_SEGMENTS && (ahead.length === 0 || aheadBytes + s.size <= PREFETCH_BYTES);
+        s = all[next]
+      ) {
+        const body = copyStep(() => segmentBody(backend, s));
+        body.catch(() => undefined); // awaited in order below; a copy given up leaves the rest to settle unread
+        ahead.push({ segment: s, body });
+        aheadBytes += s.size;
+        next++;
       }
+      const head = ahead.shift() as { segment: Segment; body: Promise<Buffer> };
+      aheadBytes -= head.segment.size;
+      yield await head.body;
     }
   }
   const objectKey = runObjectKey(base);
   const digest = await backend.putStream(objectKey, pieces());
   if (digest.size !== position) throw new ArchiveVerifyError(`${objectKey}: wrote ${digest.size} bytes, expected ${position}`);
-  await backend.verify(objectKey, digest);
+  await copyStep(() => backend.verify(objectKey, digest));
 
   const index: RunIndex = {
     version: 1,
@@ -85,6 +117,7 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
     tasks,
   };
   const indexKey = runIndexKey(base);
-  await backend.verify(indexKey, await backend.put(indexKey, encodeRunIndex(index)));
+  const indexBody = encodeRunIndex(index);
+  await copyStep(async () => backend.verify(indexKey, await backend.put(indexKey, indexBody)));
   return index;
 }

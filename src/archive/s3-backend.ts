@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { type ArchiveBackend, ArchiveVerifyError, type ObjectDigest } from "./archive-backend.js";
 import type { S3Target } from "./archive-settings.js";
-import { type RetryPolicy, withRetry } from "./request-retry.js";
+import { COPY_STEP_RETRY, type RetryPolicy, withRetry } from "./request-retry.js";
 
 /** Streamed uploads go in parts of this size (S3's minimum is 5 MiB for all but the last). */
 const PART_BYTES = 8 * 1024 * 1024;
@@ -56,7 +56,12 @@ export class S3Backend implements ArchiveBackend {
       // understood by every S3-compatible store; integrity comes from Content-MD5.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: { connectionTimeout: Math.min(options.requestTimeoutMs, 10_000), requestTimeout: options.requestTimeoutMs },
+      requestHandler: {
+        connectionTimeout: Math.min(options.requestTimeoutMs, 10_000),
+        requestTimeout: options.requestTimeoutMs,
+        // Without it the SDK only warns about a request past its timeout and keeps waiting on it.
+        throwOnRequestTimeout: true,
+      },
     });
     this.sse =
       target.sse === undefined
@@ -98,7 +103,8 @@ export class S3Backend implements ArchiveBackend {
       partMd5s.push(md5.toString("hex"));
       const id = uploadId as string;
       const partNumber = etags.length + 1;
-      const res = await this.send(() =>
+      // A part that fails loses the whole upload: it gets the patience of a copy step.
+      const res = await this.sendStep(() =>
         this.client.send(
           new UploadPartCommand({
             Bucket: this.target.bucket,
@@ -135,7 +141,7 @@ export class S3Backend implements ArchiveBackend {
       }
       if (pendingBytes > 0) await upload(Buffer.concat(pending, pendingBytes));
       const id = uploadId;
-      await this.send(() =>
+      await this.sendStep(() =>
         this.client.send(
           new CompleteMultipartUploadCommand({
             Bucket: this.target.bucket,
@@ -235,11 +241,16 @@ export class S3Backend implements ArchiveBackend {
   }
 
   private async createUpload(key: string): Promise<string> {
-    const res = await this.send(() =>
+    const res = await this.sendStep(() =>
       this.client.send(new CreateMultipartUploadCommand({ Bucket: this.target.bucket, Key: key, ...this.sse }), this.abort),
     );
     if (!res.UploadId) throw new Error(`${this.description} started an upload of ${key} without an upload id`);
     return res.UploadId;
+  }
+
+  /** A request inside a multipart upload: failing it loses every part before it, so it is tried longer. */
+  private sendStep<T>(fn: () => Promise<T>): Promise<T> {
+    return withRetry(COPY_STEP_RETRY, () => this.send(fn), { signal: this.options.signal, permanent: isPermanent });
   }
 
   private send<T>(fn: () => Promise<T>): Promise<T> {

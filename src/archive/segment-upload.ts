@@ -46,7 +46,7 @@ export async function uploadSegment(
     size += member.length;
     offset += slice.data.length;
   }
-  const key = segmentKey(base, task, from);
+  const key = segmentKey(base, task, from, offset);
   const body = Buffer.concat(members, size);
   const digest = await src.backend.put(key, body);
   await src.backend.verify(key, digest);

@@ -14,8 +14,8 @@ describe("archive keys", () => {
     const base = runKeyBase("logs/", run);
     expect(runObjectKey(base)).toBe("logs/acme/nightly-build/2025/02/03/2025-02-03T04-05-06_r-42.jsonl.gz");
     expect(runIndexKey(base)).toBe("logs/acme/nightly-build/2025/02/03/2025-02-03T04-05-06_r-42.index.json");
-    expect(segmentKey(base, "build", 1234)).toBe(
-      "logs/acme/nightly-build/2025/02/03/2025-02-03T04-05-06_r-42.parts/build/0000000000001234.jsonl.gz",
+    expect(segmentKey(base, "build", 1234, 5678)).toBe(
+      "logs/acme/nightly-build/2025/02/03/2025-02-03T04-05-06_r-42.parts/build/0000000000001234-0000000000005678.jsonl.gz",
     );
     expect(runObjectKey(runKeyBase("", run))).toBe("acme/nightly-build/2025/02/03/2025-02-03T04-05-06_r-42.jsonl.gz");
   });
@@ -32,8 +32,8 @@ describe("archive keys", () => {
 
   test("refuse a task that would leave the run's segments", () => {
     const base = runKeyBase("logs/", run);
-    expect(() => segmentKey(base, "../other-run", 0)).toThrow("task");
-    expect(() => segmentKey(base, "a/b", 0)).toThrow("task");
+    expect(() => segmentKey(base, "../other-run", 0, 1)).toThrow("task");
+    expect(() => segmentKey(base, "a/b", 0, 1)).toThrow("task");
   });
 });
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -59,6 +60,12 @@ export class LeaderProcess {
     child.stderr?.setEncoding("utf8").on("data", (s: string) => {
       this.output = (this.output + s).slice(-4000);
     });
+    // JOBLOG_FAULTS_LEADER_LOG=file keeps every leader's own log, across restarts, for a failing scenario.
+    const logFile = process.env.JOBLOG_FAULTS_LEADER_LOG;
+    if (logFile) {
+      child.stdout?.on("data", (s: string) => appendFileSync(logFile, s));
+      child.stderr?.on("data", (s: string) => appendFileSync(logFile, s));
+    }
     child.once("exit", () => {
       if (this.child === child) this.child = undefined;
     });
