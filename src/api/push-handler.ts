@@ -1,12 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { type PushRequest, type PushResponse, PushResponseSchema, type TaskRef } from "../../gen/joblog/v1/log_pb.js";
+import {
+  type Batch,
+  type PackedLines,
+  type PushRequest,
+  type PushResponse,
+  PushResponseSchema,
+  Stream,
+  type TaskRef,
+} from "../../gen/joblog/v1/log_pb.js";
 import type { LimitsConfig } from "../config/config-schema.js";
 import { DomainError, failedPrecondition, invalidArgument, resourceExhausted, unavailable } from "../errors/domain-error.js";
 import { identifierProblem, RUN_LOG_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendBatch, type LogProgress } from "../ingest/log-jobs.js";
-import { encodeLines, type RawLine } from "../ingest/record-encoder.js";
+import { encodeColumns, encodeLines, type LineColumns, type RawLine } from "../ingest/record-encoder.js";
 import { MAX_MASKS, MAX_TOTAL_MASK_BYTES, maskProblem, SecretMasker } from "../lines/secret-masker.js";
 import type { OpenedTask, RunDirectory, TaskRefInput } from "../runs/run-directory.js";
 import { StoreWriteError } from "../store/kv-store.js";
@@ -99,7 +107,7 @@ export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushReq
         maskValues = addMasks(maskValues, req.masks);
         masker = SecretMasker.create(maskValues);
       }
-      if (req.batch && req.batch.lines.length > 0) {
+      if (req.batch && batchLineCount(req.batch) > 0) {
         const batch = prepareBatch(req, opened, deps.limits, masker);
         const key = opened.key;
         const arrived = performance.now();
@@ -184,25 +192,81 @@ function addMasks(current: string[], added: readonly string[]): string[] {
   return all;
 }
 
+/** Lines in a batch, in whichever form it carries them. */
+function batchLineCount(batch: Batch): number {
+  return batch.packed ? batch.packed.lengths.length : batch.lines.length;
+}
+
 function prepareBatch(req: PushRequest, opened: OpenedTask, limits: LimitsConfig, masker: SecretMasker | undefined): PreparedBatch {
   const batch = req.batch;
   if (!batch) throw invalidArgument("batch is required");
-  if (batch.lines.length > limits.max_lines_per_batch) {
-    throw resourceExhausted(
-      `batch holds ${batch.lines.length} lines; the limit is ${limits.max_lines_per_batch} (limits.max_lines_per_batch)`,
-    );
+  if (batch.packed && batch.lines.length > 0) throw invalidArgument("batch carries both lines and packed; a batch uses one of them");
+  const count = batchLineCount(batch);
+  if (count > limits.max_lines_per_batch) {
+    throw resourceExhausted(`batch holds ${count} lines; the limit is ${limits.max_lines_per_batch} (limits.max_lines_per_batch)`);
   }
   if (batch.firstSeq < 1n) throw invalidArgument("batch.first_seq must be 1 or more");
   if (batch.firstSeq > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument("batch.first_seq is too large");
+  const firstSeq = Number(batch.firstSeq);
   const base = batch.baseTsUnixMs > 0n ? Number(batch.baseTsUnixMs) : Date.now();
+  if (batch.packed) {
+    const columns = packedColumns(batch.packed, base);
+    // Masks are rare and need a line to rewrite: that path takes one object per line.
+    if (!masker) return { firstSeq, encoded: encodeColumns(opened.task, columns, limits.max_line_bytes) };
+    return { firstSeq, encoded: encodeLines(opened.task, maskLines(rawLinesOf(columns), masker), limits.max_line_bytes) };
+  }
   const lines: RawLine[] = new Array(batch.lines.length);
   for (let i = 0; i < batch.lines.length; i++) {
     const l = batch.lines[i] as (typeof batch.lines)[number];
     lines[i] = { text: l.text, stream: streamFromProto(l.stream), tsMs: base + l.tsOffsetMs };
   }
-  // Masked before encoding, so a secret is never in a record; a stream without masks pays nothing per line.
-  if (masker) for (const line of lines) line.text = masker.mask(line.text);
-  return { firstSeq: Number(batch.firstSeq), encoded: encodeLines(opened.task, lines, limits.max_line_bytes) };
+  return { firstSeq, encoded: encodeLines(opened.task, masker ? maskLines(lines, masker) : lines, limits.max_line_bytes) };
+}
+
+/** Checks that PackedLines' columns agree with each other; INVALID_ARGUMENT names the column. */
+function packedColumns(packed: PackedLines, baseTsMs: number): LineColumns {
+  const count = packed.lengths.length;
+  let total = 0;
+  for (const length of packed.lengths) total += length;
+  if (total !== packed.text.byteLength) {
+    throw invalidArgument(`batch.packed.lengths add up to ${total} bytes but batch.packed.text holds ${packed.text.byteLength}`);
+  }
+  for (const [field, column] of [
+    ["streams", packed.streams],
+    ["ts_offsets_ms", packed.tsOffsetsMs],
+  ] as const) {
+    if (column.length !== 0 && column.length !== count) {
+      throw invalidArgument(`batch.packed.${field} has ${column.length} entries for ${count} lines; it must have one per line or none`);
+    }
+  }
+  const streams = packed.streams;
+  return {
+    text: packed.text,
+    lengths: packed.lengths,
+    isStderr: streams.length === 0 ? () => false : (i) => streams[i] === Stream.STDERR,
+    baseTsMs,
+    tsOffsetsMs: packed.tsOffsetsMs,
+  };
+}
+
+function rawLinesOf(columns: LineColumns): RawLine[] {
+  const lines: RawLine[] = [];
+  let start = 0;
+  for (const [i, length] of columns.lengths.entries()) {
+    lines.push({
+      text: columns.text.subarray(start, start + length),
+      stream: columns.isStderr(i) ? "stderr" : "stdout",
+      tsMs: columns.baseTsMs + (columns.tsOffsetsMs[i] ?? 0),
+    });
+    start += length;
+  }
+  return lines;
+}
+
+/** Masked before encoding, so a secret is never in a record; a stream without masks pays nothing per line. */
+function maskLines(lines: RawLine[], masker: SecretMasker): RawLine[] {
+  for (const line of lines) line.text = masker.mask(line.text);
+  return lines;
 }
 
 async function recordFailure(

@@ -66,9 +66,9 @@ const CLOSE = Buffer.from('"}\n', "latin1");
  * ASCII, which CI output nearly always is; returns the new end, or -1 for a line
  * that needs UTF-8 decoding (replacement of invalid sequences included).
  */
-function writeAsciiBody(text: Uint8Array, out: Buffer, at: number): number {
+function writeAsciiBody(text: Uint8Array, start: number, end: number, out: Buffer, at: number): number {
   let pos = at;
-  for (let i = 0; i < text.length; i++) {
+  for (let i = start; i < end; i++) {
     const b = text[i] as number;
     if (b >= 0x80) return -1;
     const escaped = ESCAPED[b];
@@ -79,42 +79,97 @@ function writeAsciiBody(text: Uint8Array, out: Buffer, at: number): number {
 }
 
 /**
- * Encodes lines of one task into canonical JSONL, written into one buffer.
- * Byte-for-byte what `JSON.stringify` of the decoded line gives, without
- * decoding ASCII lines to strings and encoding them back (measured twice as fast).
+ * Canonical JSONL written into one growing buffer, record by record: byte for
+ * byte what `JSON.stringify` of the decoded line gives, without decoding ASCII
+ * lines to strings and encoding them back (measured twice as fast).
  */
+class JsonlWriter {
+  private out: Buffer;
+  private pos = 0;
+  truncated = 0;
+  private readonly stepJson: string;
+
+  constructor(
+    step: string,
+    textBytes: number,
+    count: number,
+    private readonly maxLineBytes: number,
+  ) {
+    this.stepJson = JSON.stringify(step);
+    this.out = Buffer.allocUnsafe(textBytes + count * (64 + this.stepJson.length) + 64);
+  }
+
+  /** Appends the record of line `text[start, end)`. */
+  record(tsMs: number, stream: StreamName, text: Uint8Array, start: number, end: number): void {
+    const length = end - start;
+    // 6 bytes per byte is the worst escape (\u001b); the head is under 64 + the step.
+    this.ensure(64 + this.stepJson.length + Math.min(length, this.maxLineBytes + 64) * 6 + 3);
+    this.pos += this.out.write(`{"ts":"${isoTimestamp(tsMs)}","stream":"${stream}","step":${this.stepJson},"line":"`, this.pos, "latin1");
+    const after = length <= this.maxLineBytes ? writeAsciiBody(text, start, end, this.out, this.pos) : -1;
+    if (after >= 0) {
+      this.pos = after;
+    } else {
+      const { line, truncated: cut } = decodeLine(text.subarray(start, end), this.maxLineBytes);
+      if (cut) this.truncated++;
+      const body = JSON.stringify(line);
+      this.ensure(Buffer.byteLength(body) + 3);
+      this.pos += this.out.write(body.slice(1, -1), this.pos, "utf8");
+    }
+    this.pos += CLOSE.copy(this.out, this.pos);
+  }
+
+  finish(records: number): EncodedBatch {
+    const { out, pos } = this;
+    // Tails and the seal thread keep these bytes: do not pin much spare capacity with them.
+    const jsonl = out.length - pos > pos / 4 ? Buffer.from(out.subarray(0, pos)) : out.subarray(0, pos);
+    return { jsonl, records, truncated: this.truncated };
+  }
+
+  private ensure(room: number): void {
+    if (this.pos + room <= this.out.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.pos + room));
+    this.out.copy(grown, 0, 0, this.pos);
+    this.out = grown;
+  }
+}
+
+/** Encodes lines of one task into canonical JSONL, written into one buffer. */
 export function encodeLines(step: string, lines: readonly RawLine[], maxLineBytes: number): EncodedBatch {
-  const stepJson = JSON.stringify(step);
   let textBytes = 0;
   for (const l of lines) textBytes += l.text.byteLength;
-  let out = Buffer.allocUnsafe(textBytes + lines.length * (64 + stepJson.length) + 64);
-  let pos = 0;
-  let truncated = 0;
-  const ensure = (room: number) => {
-    if (pos + room <= out.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(out.length * 2, pos + room));
-    out.copy(grown, 0, 0, pos);
-    out = grown;
-  };
-  for (const l of lines) {
-    // 6 bytes per byte is the worst escape (\u001b); the head is under 64 + the step.
-    ensure(64 + stepJson.length + Math.min(l.text.byteLength, maxLineBytes + 64) * 6 + 3);
-    pos += out.write(`{"ts":"${isoTimestamp(l.tsMs)}","stream":"${l.stream}","step":${stepJson},"line":"`, pos, "latin1");
-    const end = l.text.byteLength <= maxLineBytes ? writeAsciiBody(l.text, out, pos) : -1;
-    if (end >= 0) {
-      pos = end;
-    } else {
-      const { line, truncated: cut } = decodeLine(l.text, maxLineBytes);
-      if (cut) truncated++;
-      const body = JSON.stringify(line);
-      ensure(Buffer.byteLength(body) + 3);
-      pos += out.write(body.slice(1, -1), pos, "utf8");
-    }
-    pos += CLOSE.copy(out, pos);
+  const writer = new JsonlWriter(step, textBytes, lines.length, maxLineBytes);
+  for (const l of lines) writer.record(l.tsMs, l.stream, l.text, 0, l.text.byteLength);
+  return writer.finish(lines.length);
+}
+
+/**
+ * A batch's lines as columns (the wire's PackedLines): line i is the next
+ * `lengths[i]` bytes of `text`. Validated by the caller: the lengths add up to
+ * `text`, and `stderr` and `tsOffsetsMs` are empty or one entry per line.
+ */
+export interface LineColumns {
+  text: Uint8Array;
+  lengths: readonly number[];
+  /** Whether line i is on stderr. */
+  isStderr(i: number): boolean;
+  baseTsMs: number;
+  /** Per line, milliseconds after `baseTsMs`; empty: all at `baseTsMs`. */
+  tsOffsetsMs: readonly number[];
+}
+
+/** Encodes columnar lines without an object per line: the fast path of ingest. */
+export function encodeColumns(step: string, columns: LineColumns, maxLineBytes: number): EncodedBatch {
+  const { text, lengths, baseTsMs, tsOffsetsMs } = columns;
+  const count = lengths.length;
+  const writer = new JsonlWriter(step, text.byteLength, count, maxLineBytes);
+  const timed = tsOffsetsMs.length > 0;
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const end = start + (lengths[i] as number);
+    writer.record(timed ? baseTsMs + (tsOffsetsMs[i] as number) : baseTsMs, columns.isStderr(i) ? "stderr" : "stdout", text, start, end);
+    start = end;
   }
-  // Tails and the seal thread keep these bytes: do not pin much spare capacity with them.
-  const jsonl = out.length - pos > pos / 4 ? Buffer.from(out.subarray(0, pos)) : out.subarray(0, pos);
-  return { jsonl, records: lines.length, truncated };
+  return writer.finish(count);
 }
 
 /** Byte position just after the `n`th record (0 for n = 0). */

@@ -221,12 +221,31 @@ export class PendingLines {
     }
     if (!due && bytes < limits.maxBytes) return undefined;
     this.sentIndex = end;
-    const lines = [];
+    // Sent packed (columns): the leader decodes it without an object per line.
+    const text = Buffer.allocUnsafe(bytes);
+    const lengths: number[] = [];
+    const streams: Stream[] = [];
+    const tsOffsetsMs: number[] = [];
+    let stderr = false;
+    let at = 0;
     for (let i = start; i < end; i++) {
       const l = this.lines[i] as Line;
-      lines.push({ text: l.text, stream: l.stream, tsOffsetMs: Math.max(0, l.tsMs - oldest.tsMs) });
+      text.set(l.text, at);
+      at += l.text.byteLength;
+      lengths.push(l.text.byteLength);
+      streams.push(l.stream);
+      if (l.stream === Stream.STDERR) stderr = true;
+      tsOffsetsMs.push(Math.max(0, l.tsMs - oldest.tsMs));
     }
-    return { message: { firstSeq: BigInt(oldest.seq), baseTsUnixMs: BigInt(oldest.tsMs), lines }, lineCount: end - start, bytes };
+    return {
+      message: {
+        firstSeq: BigInt(oldest.seq),
+        baseTsUnixMs: BigInt(oldest.tsMs),
+        packed: { text, lengths, streams: stderr ? streams : [], tsOffsetsMs },
+      },
+      lineCount: end - start,
+      bytes,
+    };
   }
 
   /** What a batch's lines count against the bound. */

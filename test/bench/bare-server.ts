@@ -28,7 +28,7 @@ export async function startBareServer(): Promise<{ url: string; stop(): Promise<
     async push(requests) {
       let last = 0n;
       for await (const req of requests) {
-        const lines = req.batch?.lines.length ?? 0;
+        const lines = req.batch ? (req.batch.packed?.lengths.length ?? req.batch.lines.length) : 0;
         counted += lines;
         if (req.batch && lines > 0) last = req.batch.firstSeq + BigInt(lines) - 1n;
       }

@@ -21,19 +21,30 @@ export function benchLines(count = 20_000): string[] {
 }
 
 /**
- * The encoded `lines` field of a Batch holding `count` realistic lines (every
- * tenth on stderr); `spreadTimes: false` stamps every line with the batch's time.
+ * The encoded lines of a Batch (its `packed` or its `lines` field) holding
+ * `count` realistic lines (every tenth on stderr); `spreadTimes: false` stamps
+ * every line with the batch's time.
  */
-export function encodedLinesField(count: number, spreadTimes = true): Uint8Array {
-  const batch = create(BatchSchema, {
-    lines: benchLines(count).map((text, i) => ({
-      text: Buffer.from(text),
-      stream: i % 10 === 9 ? Stream.STDERR : Stream.STDOUT,
-      tsOffsetMs: spreadTimes ? i % 50 : 0,
-    })),
-  });
+export function encodedLinesField(count: number, spreadTimes = true, form: BatchForm = "packed"): Uint8Array {
+  const texts = benchLines(count).map((text) => Buffer.from(text));
+  const stream = (i: number) => (i % 10 === 9 ? Stream.STDERR : Stream.STDOUT);
+  const offset = (i: number) => (spreadTimes ? i % 50 : 0);
+  const batch =
+    form === "packed"
+      ? create(BatchSchema, {
+          packed: {
+            text: Buffer.concat(texts),
+            lengths: texts.map((t) => t.length),
+            streams: texts.map((_, i) => stream(i)),
+            tsOffsetsMs: spreadTimes ? texts.map((_, i) => offset(i)) : [],
+          },
+        })
+      : create(BatchSchema, { lines: texts.map((text, i) => ({ text, stream: stream(i), tsOffsetMs: offset(i) })) });
   return toBinary(BatchSchema, batch);
 }
+
+/** How a batch carries its lines: `packed` columns (what the joblog worker sends) or a LogLine per line. */
+export type BatchForm = "packed" | "lines";
 
 /** A PushRequest carrying a batch: `first_seq`, the pre-encoded lines, the base timestamp. */
 export function pushFrame(firstSeq: number, linesField: Uint8Array, baseTsMs: number): Buffer {

@@ -6,7 +6,9 @@ export const joblogBin = join(import.meta.dirname, "../../bin/joblog.js");
 
 /** A leader as its own process on a free loopback port; resolves once it prints its address. */
 export async function startLeaderProcess(data: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [joblogBin, "leader", "--data", data, "--listen", "127.0.0.1:0"], {
+  // JOBLOG_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the leader under the benchmark.
+  const nodeArgs = (process.env.JOBLOG_BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+  const child = spawn(process.execPath, [...nodeArgs, joblogBin, "leader", "--data", data, "--listen", "127.0.0.1:0"], {
     stdio: ["ignore", "pipe", "inherit"],
     env: { ...process.env, ...env },
   });

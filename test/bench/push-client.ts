@@ -22,6 +22,7 @@ const { values } = parseArgs({
     "stream-bytes": { type: "string", default: String(8 * 1024 * 1024) },
     connections: { type: "string", default: "1" },
     complete: { type: "boolean", default: false },
+    form: { type: "string", default: "packed" },
   },
 });
 const streams = Number(values.streams);
@@ -33,7 +34,7 @@ const address = parseLeaderUrl(values.url as string);
 const PUSH = "/joblog.v1.LogService/Push";
 const identity = (b: Buffer) => b;
 const paced = rate > 0;
-const linesField = encodedLinesField(batchLines, !paced);
+const linesField = encodedLinesField(batchLines, !paced, values.form === "lines" ? "lines" : "packed");
 
 const clients = Array.from(
   { length: Number(values.connections) },

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { Stream } from "../../gen/joblog/v1/log_pb.js";
 import { LineSpool } from "../../src/worker/line-spool.js";
 import { PendingLines } from "../../src/worker/pending-lines.js";
+import { linesOfBatch } from "../helpers/batch-lines.js";
 
 let dir: string;
 beforeEach(async () => {
@@ -56,7 +57,7 @@ describe("PendingLines with a spool", () => {
       const batch = p.takeBatch(limits, true, 100);
       if (!batch) break;
       const first = Number(batch.message.firstSeq);
-      for (const [i, l] of (batch.message.lines ?? []).entries()) seen.push([first + i, Buffer.from(l.text ?? []).toString()]);
+      for (const [i, l] of linesOfBatch(batch.message).entries()) seen.push([first + i, l.text]);
       p.acknowledge(first + batch.lineCount - 1);
     }
     expect(seen).toEqual(Array.from({ length: 50 }, (_, i) => [i + 1, `l${i}`]));
@@ -81,7 +82,7 @@ describe("PendingLines with a drop limit", () => {
     p.acknowledge(Number(batch?.message.firstSeq) + (batch?.lineCount ?? 0) - 1);
     p.add(Stream.STDOUT, text("after"), 20);
     const next = p.takeBatch(limits, true, 20);
-    const lines = (next?.message.lines ?? []).map((l) => [Buffer.from(l.text ?? []).toString(), l.stream]);
+    const lines = linesOfBatch(next?.message).map((l) => [l.text, l.stream]);
     expect(lines[0]?.[0]).toMatch(/^joblog: \d+ lines dropped/);
     expect(lines[0]?.[1]).toBe(Stream.STDERR);
     expect(lines[1]?.[0]).toBe("after");

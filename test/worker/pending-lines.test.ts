@@ -1,6 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { Stream } from "../../gen/joblog/v1/log_pb.js";
 import { PendingLines } from "../../src/worker/pending-lines.js";
+import { linesOfBatch } from "../helpers/batch-lines.js";
 
 const limits = { maxLines: 3, maxBytes: 1000, maxIntervalMs: 100 };
 const text = (s: string) => Buffer.from(s);
@@ -14,7 +15,7 @@ describe("PendingLines", () => {
     const batch = p.takeBatch(limits, false, 1010);
     expect(batch?.message.firstSeq).toBe(1n);
     expect(batch?.message.baseTsUnixMs).toBe(1000n);
-    expect(batch?.message.lines?.map((l) => [Buffer.from(l.text ?? []).toString(), l.stream, l.tsOffsetMs])).toEqual([
+    expect(linesOfBatch(batch?.message).map((l) => [l.text, l.stream, l.tsOffsetMs])).toEqual([
       ["a", Stream.STDOUT, 0],
       ["b", Stream.STDERR, 5],
       ["c", Stream.STDOUT, 10],

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file joblog/v1/log.proto.
  */
 export const file_joblog_v1_log: GenFile = /*@__PURE__*/
-  fileDesc("ChNqb2Jsb2cvdjEvbG9nLnByb3RvEglqb2Jsb2cudjEiTAoHVGFza1JlZhIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIRCgl3b3Jrc3BhY2UYAyABKAkSEAoId29ya2Zsb3cYBCABKAkiUAoHTG9nTGluZRIMCgR0ZXh0GAEgASgMEiEKBnN0cmVhbRgCIAEoDjIRLmpvYmxvZy52MS5TdHJlYW0SFAoMdHNfb2Zmc2V0X21zGAMgASgNIlYKBUJhdGNoEhEKCWZpcnN0X3NlcRgBIAEoBBIhCgVsaW5lcxgCIAMoCzISLmpvYmxvZy52MS5Mb2dMaW5lEhcKD2Jhc2VfdHNfdW5peF9tcxgDIAEoAyJWCg5UYXNrQ29tcGxldGlvbhIhCgZyZXN1bHQYASABKA4yES5qb2Jsb2cudjEuUmVzdWx0EhEKCWV4aXRfY29kZRgCIAEoBRIOCgZzaWduYWwYAyABKAkijAEKC1B1c2hSZXF1ZXN0EiAKBHRhc2sYASABKAsyEi5qb2Jsb2cudjEuVGFza1JlZhIfCgViYXRjaBgCIAEoCzIQLmpvYmxvZy52MS5CYXRjaBIrCghjb21wbGV0ZRgDIAEoCzIZLmpvYmxvZy52MS5UYXNrQ29tcGxldGlvbhINCgVtYXNrcxgEIAMoCSJGCgxQdXNoUmVzcG9uc2USEwoLZHVyYWJsZV9zZXEYASABKAQSDgoGbGVuZ3RoGAIgASgEEhEKCWNvbXBsZXRlZBgDIAEoCCIzCg9PcGVuVGFza1JlcXVlc3QSIAoEdGFzaxgBIAEoCzISLmpvYmxvZy52MS5UYXNrUmVmIlwKEE9wZW5UYXNrUmVzcG9uc2USEwoLZHVyYWJsZV9zZXEYASABKAQSDgoGbGVuZ3RoGAIgASgEEiMKBXN0YXRlGAMgASgOMhQuam9ibG9nLnYxLlRhc2tTdGF0ZSI7CgtUYWlsUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIOCgZvZmZzZXQYAyABKAQiUwoMVGFpbFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMEhMKC25leHRfb2Zmc2V0GAMgASgEEhAKCGNvbXBsZXRlGAQgASgIIk4KC1JlYWRSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEg4KBm9mZnNldBgDIAEoBBIRCgltYXhfYnl0ZXMYBCABKA0iYwoMUmVhZFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBIMCgRkYXRhGAIgASgMEhMKC25leHRfb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoBBIQCghjb21wbGV0ZRgFIAEoCCLzAQoDUnVuEg4KBnJ1bl9pZBgBIAEoCRIRCgl3b3Jrc3BhY2UYAiABKAkSEAoId29ya2Zsb3cYAyABKAkSIgoFc3RhdGUYBCABKA4yEy5qb2Jsb2cudjEuUnVuU3RhdGUSIQoGcmVzdWx0GAUgASgOMhEuam9ibG9nLnYxLlJlc3VsdBIuCgpzdGFydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKdGFza19jb3VudBgIIAEoDSKDAgoEVGFzaxIMCgRuYW1lGAEgASgJEiMKBXN0YXRlGAIgASgOMhQuam9ibG9nLnYxLlRhc2tTdGF0ZRIhCgZyZXN1bHQYAyABKA4yES5qb2Jsb2cudjEuUmVzdWx0EhEKCWV4aXRfY29kZRgEIAEoBRIOCgZzaWduYWwYBSABKAkSDgoGbGVuZ3RoGAYgASgEEhQKDHJlY29yZF9jb3VudBgHIAEoBBIuCgpzdGFydGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigQEKD0xpc3RSdW5zUmVxdWVzdBIRCgl3b3Jrc3BhY2UYASABKAkSEAoId29ya2Zsb3cYAiABKAkSIgoFc3RhdGUYAyABKA4yEy5qb2Jsb2cudjEuUnVuU3RhdGUSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiSQoQTGlzdFJ1bnNSZXNwb25zZRIcCgRydW5zGAEgAygLMg4uam9ibG9nLnYxLlJ1bhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkilwEKDkdldFJ1blJlc3BvbnNlEhsKA3J1bhgBIAEoCzIOLmpvYmxvZy52MS5SdW4SHgoFdGFza3MYAiADKAsyDy5qb2Jsb2cudjEuVGFzaxIgCgdydW5fbG9nGAMgASgLMg8uam9ibG9nLnYxLlRhc2sSJgoNc2VydmVyX2V2ZW50cxgEIAEoCzIPLmpvYmxvZy52MS5UYXNrIkcKEkNvbXBsZXRlUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSIQoGcmVzdWx0GAIgASgOMhEuam9ibG9nLnYxLlJlc3VsdCIyChNDb21wbGV0ZVJ1blJlc3BvbnNlEhsKA3J1bhgBIAEoCzIOLmpvYmxvZy52MS5SdW4ieAoNU2VhcmNoUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRINCgVxdWVyeRgDIAEoCRINCgVyZWdleBgEIAEoCBIWCg5jYXNlX3NlbnNpdGl2ZRgFIAEoCBITCgttYXhfbWF0Y2hlcxgGIAEoDSJACgtTZWFyY2hNYXRjaBIOCgZvZmZzZXQYASABKAQSEwoLbGluZV9udW1iZXIYAiABKAQSDAoEdGV4dBgDIAEoCSKaAQoOU2VhcmNoUmVzcG9uc2USJwoHbWF0Y2hlcxgBIAMoCzIWLmpvYmxvZy52MS5TZWFyY2hNYXRjaBIWCg5zY2FubmVkX29mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKAQSDAoEZG9uZRgEIAEoCBIpCgpzdG9wcGVkX2J5GAUgASgOMhUuam9ibG9nLnYxLlNlYXJjaFN0b3AiRgoRTG9jYXRlTGluZVJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSEwoLbGluZV9udW1iZXIYAyABKAQiOQoSTG9jYXRlTGluZVJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBITCgtsaW5lX251bWJlchgCIAEoBCpGCgZTdHJlYW0SFgoSU1RSRUFNX1VOU1BFQ0lGSUVEEAASEQoNU1RSRUFNX1NURE9VVBABEhEKDVNUUkVBTV9TVERFUlIQAipJCgZSZXN1bHQSFgoSUkVTVUxUX1VOU1BFQ0lGSUVEEAASFAoQUkVTVUxUX1NVQ0NFRURFRBABEhEKDVJFU1VMVF9GQUlMRUQQAipVCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhcKE1JVTl9TVEFURV9DT01QTEVURUQQAipZCglUYXNrU3RhdGUSGgoWVEFTS19TVEFURV9VTlNQRUNJRklFRBAAEhYKElRBU0tfU1RBVEVfUlVOTklORxABEhgKFFRBU0tfU1RBVEVfQ09NUExFVEVEEAIqhAEKClNlYXJjaFN0b3ASGwoXU0VBUkNIX1NUT1BfVU5TUEVDSUZJRUQQABIbChdTRUFSQ0hfU1RPUF9NQVhfTUFUQ0hFUxABEh4KGlNFQVJDSF9TVE9QX01BWF9TQ0FOX0JZVEVTEAISHAoYU0VBUkNIX1NUT1BfTUFYX0RVUkFUSU9OEAMy3gQKCkxvZ1NlcnZpY2USQwoIT3BlblRhc2sSGi5qb2Jsb2cudjEuT3BlblRhc2tSZXF1ZXN0Ghsuam9ibG9nLnYxLk9wZW5UYXNrUmVzcG9uc2USOQoEUHVzaBIWLmpvYmxvZy52MS5QdXNoUmVxdWVzdBoXLmpvYmxvZy52MS5QdXNoUmVzcG9uc2UoARI5CgRUYWlsEhYuam9ibG9nLnYxLlRhaWxSZXF1ZXN0Ghcuam9ibG9nLnYxLlRhaWxSZXNwb25zZTABEjcKBFJlYWQSFi5qb2Jsb2cudjEuUmVhZFJlcXVlc3QaFy5qb2Jsb2cudjEuUmVhZFJlc3BvbnNlEkMKCExpc3RSdW5zEhouam9ibG9nLnYxLkxpc3RSdW5zUmVxdWVzdBobLmpvYmxvZy52MS5MaXN0UnVuc1Jlc3BvbnNlEj0KBkdldFJ1bhIYLmpvYmxvZy52MS5HZXRSdW5SZXF1ZXN0Ghkuam9ibG9nLnYxLkdldFJ1blJlc3BvbnNlEkwKC0NvbXBsZXRlUnVuEh0uam9ibG9nLnYxLkNvbXBsZXRlUnVuUmVxdWVzdBoeLmpvYmxvZy52MS5Db21wbGV0ZVJ1blJlc3BvbnNlEj8KBlNlYXJjaBIYLmpvYmxvZy52MS5TZWFyY2hSZXF1ZXN0Ghkuam9ibG9nLnYxLlNlYXJjaFJlc3BvbnNlMAESSQoKTG9jYXRlTGluZRIcLmpvYmxvZy52MS5Mb2NhdGVMaW5lUmVxdWVzdBodLmpvYmxvZy52MS5Mb2NhdGVMaW5lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChNqb2Jsb2cvdjEvbG9nLnByb3RvEglqb2Jsb2cudjEiTAoHVGFza1JlZhIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIRCgl3b3Jrc3BhY2UYAyABKAkSEAoId29ya2Zsb3cYBCABKAkiUAoHTG9nTGluZRIMCgR0ZXh0GAEgASgMEiEKBnN0cmVhbRgCIAEoDjIRLmpvYmxvZy52MS5TdHJlYW0SFAoMdHNfb2Zmc2V0X21zGAMgASgNIn4KBUJhdGNoEhEKCWZpcnN0X3NlcRgBIAEoBBIhCgVsaW5lcxgCIAMoCzISLmpvYmxvZy52MS5Mb2dMaW5lEhcKD2Jhc2VfdHNfdW5peF9tcxgDIAEoAxImCgZwYWNrZWQYBCABKAsyFi5qb2Jsb2cudjEuUGFja2VkTGluZXMiZwoLUGFja2VkTGluZXMSDAoEdGV4dBgBIAEoDBIPCgdsZW5ndGhzGAIgAygNEiIKB3N0cmVhbXMYAyADKA4yES5qb2Jsb2cudjEuU3RyZWFtEhUKDXRzX29mZnNldHNfbXMYBCADKA0iVgoOVGFza0NvbXBsZXRpb24SIQoGcmVzdWx0GAEgASgOMhEuam9ibG9nLnYxLlJlc3VsdBIRCglleGl0X2NvZGUYAiABKAUSDgoGc2lnbmFsGAMgASgJIowBCgtQdXNoUmVxdWVzdBIgCgR0YXNrGAEgASgLMhIuam9ibG9nLnYxLlRhc2tSZWYSHwoFYmF0Y2gYAiABKAsyEC5qb2Jsb2cudjEuQmF0Y2gSKwoIY29tcGxldGUYAyABKAsyGS5qb2Jsb2cudjEuVGFza0NvbXBsZXRpb24SDQoFbWFza3MYBCADKAkiRgoMUHVzaFJlc3BvbnNlEhMKC2R1cmFibGVfc2VxGAEgASgEEg4KBmxlbmd0aBgCIAEoBBIRCgljb21wbGV0ZWQYAyABKAgiMwoPT3BlblRhc2tSZXF1ZXN0EiAKBHRhc2sYASABKAsyEi5qb2Jsb2cudjEuVGFza1JlZiJcChBPcGVuVGFza1Jlc3BvbnNlEhMKC2R1cmFibGVfc2VxGAEgASgEEg4KBmxlbmd0aBgCIAEoBBIjCgVzdGF0ZRgDIAEoDjIULmpvYmxvZy52MS5UYXNrU3RhdGUiOwoLVGFpbFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDgoGb2Zmc2V0GAMgASgEIlMKDFRhaWxSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBITCgtuZXh0X29mZnNldBgDIAEoBBIQCghjb21wbGV0ZRgEIAEoCCJOCgtSZWFkUmVxdWVzdBIOCgZydW5faWQYASABKAkSDAoEdGFzaxgCIAEoCRIOCgZvZmZzZXQYAyABKAQSEQoJbWF4X2J5dGVzGAQgASgNImMKDFJlYWRSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSDAoEZGF0YRgCIAEoDBITCgtuZXh0X29mZnNldBgDIAEoBBIOCgZsZW5ndGgYBCABKAQSEAoIY29tcGxldGUYBSABKAgi8wEKA1J1bhIOCgZydW5faWQYASABKAkSEQoJd29ya3NwYWNlGAIgASgJEhAKCHdvcmtmbG93GAMgASgJEiIKBXN0YXRlGAQgASgOMhMuam9ibG9nLnYxLlJ1blN0YXRlEiEKBnJlc3VsdBgFIAEoDjIRLmpvYmxvZy52MS5SZXN1bHQSLgoKc3RhcnRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnRhc2tfY291bnQYCCABKA0igwIKBFRhc2sSDAoEbmFtZRgBIAEoCRIjCgVzdGF0ZRgCIAEoDjIULmpvYmxvZy52MS5UYXNrU3RhdGUSIQoGcmVzdWx0GAMgASgOMhEuam9ibG9nLnYxLlJlc3VsdBIRCglleGl0X2NvZGUYBCABKAUSDgoGc2lnbmFsGAUgASgJEg4KBmxlbmd0aBgGIAEoBBIUCgxyZWNvcmRfY291bnQYByABKAQSLgoKc3RhcnRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoEBCg9MaXN0UnVuc1JlcXVlc3QSEQoJd29ya3NwYWNlGAEgASgJEhAKCHdvcmtmbG93GAIgASgJEiIKBXN0YXRlGAMgASgOMhMuam9ibG9nLnYxLlJ1blN0YXRlEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJIkkKEExpc3RSdW5zUmVzcG9uc2USHAoEcnVucxgBIAMoCzIOLmpvYmxvZy52MS5SdW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIh8KDUdldFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIpcBCg5HZXRSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5qb2Jsb2cudjEuUnVuEh4KBXRhc2tzGAIgAygLMg8uam9ibG9nLnYxLlRhc2sSIAoHcnVuX2xvZxgDIAEoCzIPLmpvYmxvZy52MS5UYXNrEiYKDXNlcnZlcl9ldmVudHMYBCABKAsyDy5qb2Jsb2cudjEuVGFzayJHChJDb21wbGV0ZVJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEiEKBnJlc3VsdBgCIAEoDjIRLmpvYmxvZy52MS5SZXN1bHQiMgoTQ29tcGxldGVSdW5SZXNwb25zZRIbCgNydW4YASABKAsyDi5qb2Jsb2cudjEuUnVuIngKDVNlYXJjaFJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEgwKBHRhc2sYAiABKAkSDQoFcXVlcnkYAyABKAkSDQoFcmVnZXgYBCABKAgSFgoOY2FzZV9zZW5zaXRpdmUYBSABKAgSEwoLbWF4X21hdGNoZXMYBiABKA0iQAoLU2VhcmNoTWF0Y2gSDgoGb2Zmc2V0GAEgASgEEhMKC2xpbmVfbnVtYmVyGAIgASgEEgwKBHRleHQYAyABKAkimgEKDlNlYXJjaFJlc3BvbnNlEicKB21hdGNoZXMYASADKAsyFi5qb2Jsb2cudjEuU2VhcmNoTWF0Y2gSFgoOc2Nhbm5lZF9vZmZzZXQYAiABKAQSDgoGbGVuZ3RoGAMgASgEEgwKBGRvbmUYBCABKAgSKQoKc3RvcHBlZF9ieRgFIAEoDjIVLmpvYmxvZy52MS5TZWFyY2hTdG9wIkYKEUxvY2F0ZUxpbmVSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIMCgR0YXNrGAIgASgJEhMKC2xpbmVfbnVtYmVyGAMgASgEIjkKEkxvY2F0ZUxpbmVSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLbGluZV9udW1iZXIYAiABKAQqRgoGU3RyZWFtEhYKElNUUkVBTV9VTlNQRUNJRklFRBAAEhEKDVNUUkVBTV9TVERPVVQQARIRCg1TVFJFQU1fU1RERVJSEAIqSQoGUmVzdWx0EhYKElJFU1VMVF9VTlNQRUNJRklFRBAAEhQKEFJFU1VMVF9TVUNDRUVERUQQARIRCg1SRVNVTFRfRkFJTEVEEAIqVQoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIXChNSVU5fU1RBVEVfQ09NUExFVEVEEAIqWQoJVGFza1N0YXRlEhoKFlRBU0tfU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUQVNLX1NUQVRFX1JVTk5JTkcQARIYChRUQVNLX1NUQVRFX0NPTVBMRVRFRBACKoQBCgpTZWFyY2hTdG9wEhsKF1NFQVJDSF9TVE9QX1VOU1BFQ0lGSUVEEAASGwoXU0VBUkNIX1NUT1BfTUFYX01BVENIRVMQARIeChpTRUFSQ0hfU1RPUF9NQVhfU0NBTl9CWVRFUxACEhwKGFNFQVJDSF9TVE9QX01BWF9EVVJBVElPThADMt4ECgpMb2dTZXJ2aWNlEkMKCE9wZW5UYXNrEhouam9ibG9nLnYxLk9wZW5UYXNrUmVxdWVzdBobLmpvYmxvZy52MS5PcGVuVGFza1Jlc3BvbnNlEjkKBFB1c2gSFi5qb2Jsb2cudjEuUHVzaFJlcXVlc3QaFy5qb2Jsb2cudjEuUHVzaFJlc3BvbnNlKAESOQoEVGFpbBIWLmpvYmxvZy52MS5UYWlsUmVxdWVzdBoXLmpvYmxvZy52MS5UYWlsUmVzcG9uc2UwARI3CgRSZWFkEhYuam9ibG9nLnYxLlJlYWRSZXF1ZXN0Ghcuam9ibG9nLnYxLlJlYWRSZXNwb25zZRJDCghMaXN0UnVucxIaLmpvYmxvZy52MS5MaXN0UnVuc1JlcXVlc3QaGy5qb2Jsb2cudjEuTGlzdFJ1bnNSZXNwb25zZRI9CgZHZXRSdW4SGC5qb2Jsb2cudjEuR2V0UnVuUmVxdWVzdBoZLmpvYmxvZy52MS5HZXRSdW5SZXNwb25zZRJMCgtDb21wbGV0ZVJ1bhIdLmpvYmxvZy52MS5Db21wbGV0ZVJ1blJlcXVlc3QaHi5qb2Jsb2cudjEuQ29tcGxldGVSdW5SZXNwb25zZRI/CgZTZWFyY2gSGC5qb2Jsb2cudjEuU2VhcmNoUmVxdWVzdBoZLmpvYmxvZy52MS5TZWFyY2hSZXNwb25zZTABEkkKCkxvY2F0ZUxpbmUSHC5qb2Jsb2cudjEuTG9jYXRlTGluZVJlcXVlc3QaHS5qb2Jsb2cudjEuTG9jYXRlTGluZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * Names one task log and, on first use, the run it belongs to.
@@ -102,14 +102,16 @@ export const LogLineSchema: GenMessage<LogLine> = /*@__PURE__*/
   messageDesc(file_joblog_v1_log, 1);
 
 /**
- * Consecutive lines of one task.
+ * Consecutive lines of one task, in one of two forms: `lines` (a message per
+ * line) or `packed` (columns). A batch uses one of them; both set is
+ * INVALID_ARGUMENT.
  *
  * @generated from message joblog.v1.Batch
  */
 export type Batch = Message<"joblog.v1.Batch"> & {
   /**
-   * Sequence number of `lines[0]`; the next lines carry the following numbers.
-   * A task's sequence starts at 1 and is assigned once, when a line is
+   * Sequence number of the first line; the next lines carry the following
+   * numbers. A task's sequence starts at 1 and is assigned once, when a line is
    * captured, so a resend after a reconnect carries the same numbers.
    *
    * @generated from field: uint64 first_seq = 1;
@@ -131,6 +133,15 @@ export type Batch = Message<"joblog.v1.Batch"> & {
    * @generated from field: int64 base_ts_unix_ms = 3;
    */
   baseTsUnixMs: bigint;
+
+  /**
+   * The same lines as columns: what high-volume producers send (the joblog
+   * worker does). Decoding it creates no object per line, which makes ingest
+   * of ~100-byte lines about twice as fast as `lines`. Same limits.
+   *
+   * @generated from field: joblog.v1.PackedLines packed = 4;
+   */
+  packed?: PackedLines | undefined;
 };
 
 /**
@@ -139,6 +150,53 @@ export type Batch = Message<"joblog.v1.Batch"> & {
  */
 export const BatchSchema: GenMessage<Batch> = /*@__PURE__*/
   messageDesc(file_joblog_v1_log, 2);
+
+/**
+ * The lines of a batch as columns; entry i of each column belongs to line i.
+ * Same meaning as the fields of LogLine.
+ *
+ * @generated from message joblog.v1.PackedLines
+ */
+export type PackedLines = Message<"joblog.v1.PackedLines"> & {
+  /**
+   * Every line's bytes, one after another, with nothing between them (lines
+   * have no terminator, and may contain any byte).
+   *
+   * @generated from field: bytes text = 1;
+   */
+  text: Uint8Array;
+
+  /**
+   * Byte length of each line within `text`; one entry per line, so this
+   * column's length is the number of lines, and its sum must equal the length
+   * of `text`.
+   *
+   * @generated from field: repeated uint32 lengths = 2;
+   */
+  lengths: number[];
+
+  /**
+   * Stream of each line; empty means every line is stdout.
+   *
+   * @generated from field: repeated joblog.v1.Stream streams = 3;
+   */
+  streams: Stream[];
+
+  /**
+   * Each line's `ts_offset_ms`; empty means every line is at the batch's
+   * `base_ts_unix_ms`.
+   *
+   * @generated from field: repeated uint32 ts_offsets_ms = 4;
+   */
+  tsOffsetsMs: number[];
+};
+
+/**
+ * Describes the message joblog.v1.PackedLines.
+ * Use `create(PackedLinesSchema)` to create a new message.
+ */
+export const PackedLinesSchema: GenMessage<PackedLines> = /*@__PURE__*/
+  messageDesc(file_joblog_v1_log, 3);
 
 /**
  * The end of a task.
@@ -173,7 +231,7 @@ export type TaskCompletion = Message<"joblog.v1.TaskCompletion"> & {
  * Use `create(TaskCompletionSchema)` to create a new message.
  */
 export const TaskCompletionSchema: GenMessage<TaskCompletion> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 3);
+  messageDesc(file_joblog_v1_log, 4);
 
 /**
  * One message of a Push stream.
@@ -228,7 +286,7 @@ export type PushRequest = Message<"joblog.v1.PushRequest"> & {
  * Use `create(PushRequestSchema)` to create a new message.
  */
 export const PushRequestSchema: GenMessage<PushRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 4);
+  messageDesc(file_joblog_v1_log, 5);
 
 /**
  * What is durable when a Push stream ends.
@@ -263,7 +321,7 @@ export type PushResponse = Message<"joblog.v1.PushResponse"> & {
  * Use `create(PushResponseSchema)` to create a new message.
  */
 export const PushResponseSchema: GenMessage<PushResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 5);
+  messageDesc(file_joblog_v1_log, 6);
 
 /**
  * @generated from message joblog.v1.OpenTaskRequest
@@ -280,7 +338,7 @@ export type OpenTaskRequest = Message<"joblog.v1.OpenTaskRequest"> & {
  * Use `create(OpenTaskRequestSchema)` to create a new message.
  */
 export const OpenTaskRequestSchema: GenMessage<OpenTaskRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 6);
+  messageDesc(file_joblog_v1_log, 7);
 
 /**
  * @generated from message joblog.v1.OpenTaskResponse
@@ -313,7 +371,7 @@ export type OpenTaskResponse = Message<"joblog.v1.OpenTaskResponse"> & {
  * Use `create(OpenTaskResponseSchema)` to create a new message.
  */
 export const OpenTaskResponseSchema: GenMessage<OpenTaskResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 7);
+  messageDesc(file_joblog_v1_log, 8);
 
 /**
  * @generated from message joblog.v1.TailRequest
@@ -345,7 +403,7 @@ export type TailRequest = Message<"joblog.v1.TailRequest"> & {
  * Use `create(TailRequestSchema)` to create a new message.
  */
 export const TailRequestSchema: GenMessage<TailRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 8);
+  messageDesc(file_joblog_v1_log, 9);
 
 /**
  * A task log over the leader's `retention.max_task_bytes` keeps its newest
@@ -396,7 +454,7 @@ export type TailResponse = Message<"joblog.v1.TailResponse"> & {
  * Use `create(TailResponseSchema)` to create a new message.
  */
 export const TailResponseSchema: GenMessage<TailResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 9);
+  messageDesc(file_joblog_v1_log, 10);
 
 /**
  * @generated from message joblog.v1.ReadRequest
@@ -435,7 +493,7 @@ export type ReadRequest = Message<"joblog.v1.ReadRequest"> & {
  * Use `create(ReadRequestSchema)` to create a new message.
  */
 export const ReadRequestSchema: GenMessage<ReadRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 10);
+  messageDesc(file_joblog_v1_log, 11);
 
 /**
  * @generated from message joblog.v1.ReadResponse
@@ -482,7 +540,7 @@ export type ReadResponse = Message<"joblog.v1.ReadResponse"> & {
  * Use `create(ReadResponseSchema)` to create a new message.
  */
 export const ReadResponseSchema: GenMessage<ReadResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 11);
+  messageDesc(file_joblog_v1_log, 12);
 
 /**
  * One execution of a workflow.
@@ -542,7 +600,7 @@ export type Run = Message<"joblog.v1.Run"> & {
  * Use `create(RunSchema)` to create a new message.
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 12);
+  messageDesc(file_joblog_v1_log, 13);
 
 /**
  * One task of a run, or the run log / server events of a run.
@@ -615,7 +673,7 @@ export type Task = Message<"joblog.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 13);
+  messageDesc(file_joblog_v1_log, 14);
 
 /**
  * @generated from message joblog.v1.ListRunsRequest
@@ -663,7 +721,7 @@ export type ListRunsRequest = Message<"joblog.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 14);
+  messageDesc(file_joblog_v1_log, 15);
 
 /**
  * @generated from message joblog.v1.ListRunsResponse
@@ -689,7 +747,7 @@ export type ListRunsResponse = Message<"joblog.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 15);
+  messageDesc(file_joblog_v1_log, 16);
 
 /**
  * @generated from message joblog.v1.GetRunRequest
@@ -706,7 +764,7 @@ export type GetRunRequest = Message<"joblog.v1.GetRunRequest"> & {
  * Use `create(GetRunRequestSchema)` to create a new message.
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 16);
+  messageDesc(file_joblog_v1_log, 17);
 
 /**
  * @generated from message joblog.v1.GetRunResponse
@@ -744,7 +802,7 @@ export type GetRunResponse = Message<"joblog.v1.GetRunResponse"> & {
  * Use `create(GetRunResponseSchema)` to create a new message.
  */
 export const GetRunResponseSchema: GenMessage<GetRunResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 17);
+  messageDesc(file_joblog_v1_log, 18);
 
 /**
  * @generated from message joblog.v1.CompleteRunRequest
@@ -768,7 +826,7 @@ export type CompleteRunRequest = Message<"joblog.v1.CompleteRunRequest"> & {
  * Use `create(CompleteRunRequestSchema)` to create a new message.
  */
 export const CompleteRunRequestSchema: GenMessage<CompleteRunRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 18);
+  messageDesc(file_joblog_v1_log, 19);
 
 /**
  * @generated from message joblog.v1.CompleteRunResponse
@@ -785,7 +843,7 @@ export type CompleteRunResponse = Message<"joblog.v1.CompleteRunResponse"> & {
  * Use `create(CompleteRunResponseSchema)` to create a new message.
  */
 export const CompleteRunResponseSchema: GenMessage<CompleteRunResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 19);
+  messageDesc(file_joblog_v1_log, 20);
 
 /**
  * @generated from message joblog.v1.SearchRequest
@@ -838,7 +896,7 @@ export type SearchRequest = Message<"joblog.v1.SearchRequest"> & {
  * Use `create(SearchRequestSchema)` to create a new message.
  */
 export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 20);
+  messageDesc(file_joblog_v1_log, 21);
 
 /**
  * One matching line.
@@ -873,7 +931,7 @@ export type SearchMatch = Message<"joblog.v1.SearchMatch"> & {
  * Use `create(SearchMatchSchema)` to create a new message.
  */
 export const SearchMatchSchema: GenMessage<SearchMatch> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 21);
+  messageDesc(file_joblog_v1_log, 22);
 
 /**
  * @generated from message joblog.v1.SearchResponse
@@ -920,7 +978,7 @@ export type SearchResponse = Message<"joblog.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 22);
+  messageDesc(file_joblog_v1_log, 23);
 
 /**
  * @generated from message joblog.v1.LocateLineRequest
@@ -949,7 +1007,7 @@ export type LocateLineRequest = Message<"joblog.v1.LocateLineRequest"> & {
  * Use `create(LocateLineRequestSchema)` to create a new message.
  */
 export const LocateLineRequestSchema: GenMessage<LocateLineRequest> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 23);
+  messageDesc(file_joblog_v1_log, 24);
 
 /**
  * @generated from message joblog.v1.LocateLineResponse
@@ -973,7 +1031,7 @@ export type LocateLineResponse = Message<"joblog.v1.LocateLineResponse"> & {
  * Use `create(LocateLineResponseSchema)` to create a new message.
  */
 export const LocateLineResponseSchema: GenMessage<LocateLineResponse> = /*@__PURE__*/
-  messageDesc(file_joblog_v1_log, 24);
+  messageDesc(file_joblog_v1_log, 25);
 
 /**
  * Which output stream a line came from.
