@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { truncateLine } from "../lines/line-limit.js";
 
 /**
@@ -56,38 +57,63 @@ export function encodeRecord(tsMs: number, stream: StreamName, step: string, lin
 
 // How JSON.stringify writes each ASCII byte that it escapes (controls, quote, backslash); taken
 // from JSON.stringify itself, so the fast path below cannot drift from it.
-const ESCAPED: ReadonlyArray<Buffer | undefined> = Array.from({ length: 0x80 }, (_, b) =>
+const ESCAPED: ReadonlyArray<Uint8Array | undefined> = Array.from({ length: 0x80 }, (_, b) =>
   b < 0x20 || b === 0x22 || b === 0x5c ? Buffer.from(JSON.stringify(String.fromCharCode(b)).slice(1, -1), "latin1") : undefined,
 );
+/** Per byte: 0 copied as is, 1 escaped, 2 part of a multi-byte UTF-8 character (or invalid). */
+const BYTE_CLASS = Uint8Array.from({ length: 256 }, (_, b) => (b >= 0x80 ? 2 : ESCAPED[b] ? 1 : 0));
 const CLOSE = Buffer.from('"}\n', "latin1");
+const TS_OPEN = Buffer.from('{"ts":"', "latin1");
+const DIGIT_0 = 0x30;
+const Z = 0x5a;
 
 /**
- * Writes a line's JSON string body straight from its bytes when they are all
- * ASCII, which CI output nearly always is; returns the new end, or -1 for a line
- * that needs UTF-8 decoding (replacement of invalid sequences included).
+ * Writes a line's JSON string body straight from its bytes: ASCII is copied or
+ * escaped byte by byte, and valid UTF-8 is copied as is (JSON.stringify leaves
+ * non-ASCII characters alone). Returns the new end, or -1 for a line that is not
+ * valid UTF-8 and needs decoding (invalid sequences become U+FFFD).
  */
-function writeAsciiBody(text: Uint8Array, start: number, end: number, out: Buffer, at: number): number {
-  let pos = at;
-  for (let i = start; i < end; i++) {
+function writeBody(text: Uint8Array, start: number, end: number, out: Buffer, at: number): number {
+  // Most lines need no escape: find the first byte that does, copy up to it natively.
+  let clean = start;
+  while (clean < end && BYTE_CLASS[text[clean] as number] === 0) clean++;
+  out.set(clean === end && start === 0 && end === text.length ? text : text.subarray(start, clean), at);
+  let pos = at + (clean - start);
+  let multiByte = false;
+  for (let i = clean; i < end; i++) {
     const b = text[i] as number;
-    if (b >= 0x80) return -1;
-    const escaped = ESCAPED[b];
-    if (escaped === undefined) out[pos++] = b;
-    else pos += escaped.copy(out, pos);
+    const kind = BYTE_CLASS[b];
+    if (kind === 0) {
+      out[pos++] = b;
+    } else if (kind === 1) {
+      const escaped = ESCAPED[b] as Uint8Array;
+      for (let j = 0; j < escaped.length; j++) out[pos++] = escaped[j] as number;
+    } else {
+      multiByte = true;
+      out[pos++] = b;
+    }
   }
+  // Checked once per line that has any byte above 0x7f: a natively validated copy is the common case.
+  if (multiByte && !isUtf8(text.subarray(start, end))) return -1;
   return pos;
 }
 
 /**
  * Canonical JSONL written into one growing buffer, record by record: byte for
- * byte what `JSON.stringify` of the decoded line gives, without decoding ASCII
- * lines to strings and encoding them back (measured twice as fast).
+ * byte what `JSON.stringify` of the decoded line gives, without decoding lines to
+ * strings and encoding them back. The parts every record of the batch shares are
+ * encoded once; the timestamp's second once per second.
  */
 class JsonlWriter {
   private out: Buffer;
   private pos = 0;
   truncated = 0;
-  private readonly stepJson: string;
+  /** `","stream":"stdout","step":"…","line":"` and its stderr twin. */
+  private readonly stdoutHead: Buffer;
+  private readonly stderrHead: Buffer;
+  private second = Number.NaN;
+  /** `YYYY-MM-DDTHH:MM:SS.` of `second`. */
+  private secondText = Buffer.alloc(0);
 
   constructor(
     step: string,
@@ -95,27 +121,51 @@ class JsonlWriter {
     count: number,
     private readonly maxLineBytes: number,
   ) {
-    this.stepJson = JSON.stringify(step);
-    this.out = Buffer.allocUnsafe(textBytes + count * (64 + this.stepJson.length) + 64);
+    const stepJson = JSON.stringify(step);
+    this.stdoutHead = Buffer.from(`","stream":"stdout","step":${stepJson},"line":"`, "utf8");
+    this.stderrHead = Buffer.from(`","stream":"stderr","step":${stepJson},"line":"`, "utf8");
+    this.out = Buffer.allocUnsafe(textBytes + count * (40 + this.stdoutHead.length) + 64);
   }
 
   /** Appends the record of line `text[start, end)`. */
   record(tsMs: number, stream: StreamName, text: Uint8Array, start: number, end: number): void {
     const length = end - start;
-    // 6 bytes per byte is the worst escape (\u001b); the head is under 64 + the step.
-    this.ensure(64 + this.stepJson.length + Math.min(length, this.maxLineBytes + 64) * 6 + 3);
-    this.pos += this.out.write(`{"ts":"${isoTimestamp(tsMs)}","stream":"${stream}","step":${this.stepJson},"line":"`, this.pos, "latin1");
-    const after = length <= this.maxLineBytes ? writeAsciiBody(text, start, end, this.out, this.pos) : -1;
+    const head = stream === "stderr" ? this.stderrHead : this.stdoutHead;
+    // 6 bytes per byte is the worst escape (\u001b); the timestamp and the close are under 40.
+    this.ensure(40 + head.length + Math.min(length, this.maxLineBytes + 64) * 6);
+    const out = this.out;
+    let pos = this.pos;
+    out.set(TS_OPEN, pos);
+    pos += TS_OPEN.length;
+    const ms = Math.floor(tsMs);
+    const second = Math.floor(ms / 1000);
+    if (second !== this.second) {
+      const iso = new Date(second * 1000).toISOString();
+      this.second = second;
+      this.secondText = Buffer.from(iso.slice(0, iso.length - 4), "latin1"); // everything before "mmmZ"
+    }
+    out.set(this.secondText, pos);
+    pos += this.secondText.length;
+    const milli = ms - second * 1000;
+    out[pos++] = DIGIT_0 + Math.floor(milli / 100);
+    out[pos++] = DIGIT_0 + (Math.floor(milli / 10) % 10);
+    out[pos++] = DIGIT_0 + (milli % 10);
+    out[pos++] = Z;
+    out.set(head, pos);
+    pos += head.length;
+    const after = length <= this.maxLineBytes ? writeBody(text, start, end, out, pos) : -1;
     if (after >= 0) {
-      this.pos = after;
+      pos = after;
     } else {
       const { line, truncated: cut } = decodeLine(text.subarray(start, end), this.maxLineBytes);
       if (cut) this.truncated++;
       const body = JSON.stringify(line);
+      this.pos = pos;
       this.ensure(Buffer.byteLength(body) + 3);
-      this.pos += this.out.write(body.slice(1, -1), this.pos, "utf8");
+      pos += this.out.write(body.slice(1, -1), pos, "utf8");
     }
-    this.pos += CLOSE.copy(this.out, this.pos);
+    this.out.set(CLOSE, pos);
+    this.pos = pos + CLOSE.length;
   }
 
   finish(records: number): EncodedBatch {

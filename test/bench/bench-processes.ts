@@ -17,7 +17,9 @@ export interface BenchServer {
 
 export async function startBenchServer(kind: "leader" | "bare"): Promise<BenchServer> {
   const data = mkdtempSync(join(tmpdir(), "joblog-bench-"));
-  const child = spawn(process.execPath, ["--import", "tsx", join(here, "bench-server.ts"), "--kind", kind, "--data", data], {
+  // JOBLOG_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the leader (not the baseline) under the benchmark.
+  const nodeArgs = kind === "leader" ? (process.env.JOBLOG_BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "") : [];
+  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", join(here, "bench-server.ts"), "--kind", kind, "--data", data], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const ask = <T>(cmd: string, key: string) =>

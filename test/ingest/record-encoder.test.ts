@@ -2,6 +2,7 @@ import { describe, expect, test } from "vitest";
 import {
   afterRecords,
   decodeLine,
+  encodeColumns,
   encodeLines,
   encodeRecord,
   isoTimestamp,
@@ -90,6 +91,40 @@ test("encodeLines is byte-for-byte JSON.stringify of each decoded line, for any 
   expect(encoded.jsonl.toString("utf8")).toBe(expected);
   expect(encoded.jsonl.equals(Buffer.from(expected, "utf8"))).toBe(true);
   expect(encoded.truncated).toBe(lines.filter((l) => l.text.byteLength > max).length);
+});
+
+test("encodeColumns is byte-for-byte the same, also when lines split a character or hold overlong, surrogate or truncated sequences", () => {
+  let seed = 777;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  const pieces = [...'ab "\\\u001b\t', "é", "€", "😀", "\u2028", "\ufeff"].map((c) => Buffer.from(c));
+  const odd = [[0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0x80], [0xff]].map((b) => Buffer.from(b));
+  const all: Buffer[] = [];
+  for (let i = 0; i < 4000; i++) all.push((rand(15) === 0 ? odd[rand(odd.length)] : pieces[rand(pieces.length)]) as Buffer);
+  const text = Buffer.concat(all);
+  // Lines cut at arbitrary byte counts, so some split a multi-byte character between them.
+  const lengths: number[] = [];
+  for (let at = 0; at < text.length; ) {
+    const length = Math.min(text.length - at, rand(8) === 0 ? 350 : rand(30));
+    lengths.push(length);
+    at += length;
+  }
+  const max = 300;
+  const base = 1_700_000_000_000;
+  const offsets = lengths.map(() => rand(3000));
+  const encoded = encodeColumns("step-2", { text, lengths, isStderr: (i) => i % 3 === 0, baseTsMs: base, tsOffsetsMs: offsets }, max);
+  let at = 0;
+  const expected = lengths
+    .map((length, i) => {
+      const line = decodeLine(text.subarray(at, at + length), max).line;
+      at += length;
+      return encodeRecord(base + (offsets[i] as number), i % 3 === 0 ? "stderr" : "stdout", "step-2", line);
+    })
+    .join("");
+  expect(encoded.jsonl.equals(Buffer.from(expected, "utf8"))).toBe(true);
+  expect(encoded.records).toBe(lengths.length);
 });
 
 describe("encodeRecord", () => {
