@@ -25,6 +25,8 @@ export interface ArchiveFlusherOptions {
   log(message: string, err?: unknown): void;
   /** Told of every failed flush of a run (metrics). */
   onFailure?(): void;
+  /** True when the per-task size cap is about to drop the oldest chunks of a log in this state. */
+  trimDue?(state: TaskLogState): boolean;
 }
 
 /**
@@ -185,6 +187,12 @@ export class ArchiveFlusher {
     for (const task of names) {
       const state = await this.o.registry.load(taskKey(runId, task));
       if (!state) continue;
+      // A running log over the size cap loses its oldest chunks in a moment: upload after that, or
+      // the archive would keep what the cap drops. (A completed one is uploaded as it is.)
+      if (!state.completion && this.o.trimDue?.(state)) {
+        complete = false;
+        continue;
+      }
       // Bytes dropped under the size cap before they were archived are not archived either.
       let end = Math.max(await this.archivedLength(runId, task), state.retainedFrom ?? 0);
       while (end < state.length && !state.archived) {

@@ -24,6 +24,7 @@ export interface ArchiveDeps {
   serverEvent(runId: string, line: string): Promise<void>;
   log(message: string, err?: unknown): void;
   onFailure?(): void;
+  trimDue?(state: TaskLogState): boolean;
 }
 
 /** The archive tier of a leader: the flusher that fills it and the reader tier that reads it. */
@@ -61,6 +62,7 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
     gzipLevel: config.gzip_level,
     log: deps.log,
     ...(deps.onFailure ? { onFailure: deps.onFailure } : {}),
+    ...(deps.trimDue ? { trimDue: deps.trimDue } : {}),
   });
   const tier = new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log);
   return {

@@ -39,10 +39,13 @@ export class TaskSizeCap {
 
   /** The commit queue's listener: notes tasks over the cap. */
   committed(states: ReadonlyMap<TaskKey, TaskLogState>): void {
-    for (const [key, state] of states) {
-      if (!state.archived && state.length - (state.retainedFrom ?? 0) > this.trimAbove) this.due.add(key);
-    }
+    for (const [key, state] of states) if (this.trimDue(state)) this.due.add(key);
     if (this.due.size > 0) this.running ??= this.drain();
+  }
+
+  /** True when a log in this state is over the cap and about to lose its oldest chunks. */
+  trimDue(state: TaskLogState): boolean {
+    return !state.archived && state.length - (state.retainedFrom ?? 0) > this.trimAbove;
   }
 
   /** Resolves once no task is waiting to be trimmed. */

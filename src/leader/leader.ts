@@ -135,6 +135,7 @@ export async function startLeader(
     serverEvent: (runId, line) => directory.serverEvent(runId, line, { afterCompletion: true }),
     log,
     onFailure: () => metrics.archiveFailed(),
+    trimDue: (state) => sizeCap?.trimDue(state) === true,
   });
   await archive?.start();
   const legacy =
