@@ -44,6 +44,9 @@ export interface KeepaliveOptions {
   timeoutMs: number;
 }
 
+const STREAM_WINDOW_BYTES = 512 * 1024;
+const CONNECTION_WINDOW_BYTES = 4 * 1024 * 1024;
+
 export function listen(
   handler: RequestHandler,
   host: string,
@@ -55,11 +58,19 @@ export function listen(
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
   if (onUpgrade) h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => onUpgrade(req, socket, head));
-  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  // HTTP/2's default windows (64 KiB per stream and per connection) let a client send one
+  // 64 KiB slice of a batch per round trip to the event loop: a busy moment of the leader
+  // stalls every stream of the connection. Larger windows keep batches flowing; the
+  // connection window bounds what one connection can have buffered here.
+  const h2 = http2.createServer(
+    { settings: { initialWindowSize: STREAM_WINDOW_BYTES } },
+    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     const pinger = keepalive ? keepPinging(session, keepalive) : undefined;
     session.on("close", () => {
       sessions.delete(session);
