@@ -45,34 +45,17 @@ export interface CommitQueueOptions {
   warn?: (message: string, err: unknown) => void;
 }
 
-/** Groups sealing or writing at once: enough to keep the seal thread and RocksDB busy together. */
-const MAX_GROUPS_IN_FLIGHT = 3;
-
 /**
  * Group commit for the log store. Jobs from every Push stream, and the leader's
  * own records, queue here; each round builds one RocksDB write batch from all of
  * them, in arrival order, holding lines and high-water marks together, and
- * acknowledges them only after the batch is written.
- *
- * Rounds are pipelined: while one group is being written, the next ones are
- * built and sealed (compressed and encrypted on the seal thread). A group is
- * built on the states the groups before it will leave (`provisional`), so its
- * jobs see the offsets earlier jobs assigned; writes happen one at a time, in
- * build order. When a write fails, the groups built on it fail too, with the
- * same error, before anything of theirs is written.
+ * acknowledges them only after the batch is written. One round runs at a time,
+ * which is what lets a job read the offsets earlier jobs assigned.
  */
 export class CommitQueue {
   private pending: Pending[] = [];
   private scheduled = false;
-  private inFlight = 0;
   private idleWaiters: Array<() => void> = [];
-  /** States of groups built but not yet durable: what the next group builds on. */
-  private readonly provisional = new Map<TaskKey, TaskLogState>();
-  /** The last group's write, settled (never rejects): the next write waits for it. */
-  private lastWrite: Promise<void> = Promise.resolve();
-  /** Bumped by a failed write: groups built before it are built on states that will never be. */
-  private epoch = 0;
-  private epochFailure: unknown;
 
   constructor(
     private readonly kv: KvStore,
@@ -93,53 +76,21 @@ export class CommitQueue {
     const sealing = await Promise.all([...runs].map(async (run) => [run, await this.store.keys.prepareWrite(run)] as [string, SealingKey]));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ job, keys: sealing, resolve: resolve as (value: unknown) => void, reject });
-      this.schedule();
+      if (!this.scheduled) {
+        this.scheduled = true;
+        // setImmediate lets every stream whose data arrived in this I/O phase join the group.
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
-  /** Resolves once nothing is queued or being written. */
-  idle(): Promise<void> {
-    if (!this.busy) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  private get busy(): boolean {
-    return this.scheduled || this.inFlight > 0 || this.pending.length > 0;
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.pending.length === 0 || this.inFlight >= MAX_GROUPS_IN_FLIGHT) return;
-    this.scheduled = true;
-    // setImmediate lets every stream whose data arrived in this I/O phase join the group.
-    setImmediate(() => {
-      this.scheduled = false;
-      this.startGroup();
-    });
-  }
-
-  private startGroup(): void {
-    if (this.pending.length === 0 || this.inFlight >= MAX_GROUPS_IN_FLIGHT) return;
+  private async flush(): Promise<void> {
     const jobs = this.pending;
     this.pending = [];
-    this.inFlight++;
-    const group = this.build(jobs);
-    const previous = this.lastWrite;
-    const written = this.write(group, previous);
-    this.lastWrite = written;
-    void written.finally(() => {
-      this.inFlight--;
-      this.schedule();
-      if (!this.busy) for (const wake of this.idleWaiters.splice(0)) wake();
-    });
-  }
-
-  /** Runs the jobs against the states earlier groups will leave, and starts sealing their chunks. */
-  private build(jobs: Pending[]): Group {
     const sealing = new Map(jobs.flatMap((j) => j.keys));
     const states = new Map<TaskKey, TaskLogState>();
     const chunks: Array<{ run: string; task: string; offset: number; data: Buffer }> = [];
     const appends: CommittedAppend[] = [];
-    const current = (key: TaskKey) => states.get(key) ?? this.provisional.get(key) ?? this.registry.peek(key);
     // What the running job changed, to put back if it throws: O(what it touched), not O(group).
     let undo: Array<[TaskKey, TaskLogState | undefined]> = [];
     const setState = (key: TaskKey, state: TaskLogState) => {
@@ -147,10 +98,10 @@ export class CommitQueue {
       states.set(key, state);
     };
     const ctx: CommitContext = {
-      state: current,
+      state: (key) => states.get(key) ?? this.registry.peek(key),
       setState,
       append: (key, jsonl, records) => {
-        const before = current(key);
+        const before = states.get(key) ?? this.registry.peek(key);
         if (!before) throw new Error(`task log ${JSON.stringify(key)} was appended to before it was created`);
         const { run, task } = splitTaskKey(key);
         let offset = before.length;
@@ -165,7 +116,7 @@ export class CommitQueue {
       },
     };
 
-    const outcomes: Group["outcomes"] = [];
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
     for (const { job } of jobs) {
       const chunksLength = chunks.length;
       const appendsLength = appends.length;
@@ -182,35 +133,18 @@ export class CommitQueue {
         outcomes.push({ ok: false, error });
       }
     }
-    for (const [key, state] of states) this.provisional.set(key, state);
-    // Compression and encryption run off the event loop, all chunks of the group at once, while earlier groups write.
-    let sealed: Promise<KvOp[]>;
+    let writeError: unknown;
     try {
-      sealed = this.store.sealChunks(
+      // Compression and encryption run off the event loop, all chunks of the group at once.
+      const ops: KvOp[] = await this.store.sealChunks(
         chunks.map((c) => {
           const key = sealing.get(c.run);
           if (!key) throw new Error(`a job appended to run ${c.run} without naming one of its tasks`);
           return { ...c, key };
         }),
       );
-    } catch (err) {
-      sealed = Promise.reject(err);
-    }
-    sealed.catch(() => undefined); // awaited in write()
-    return { jobs, outcomes, states, appends, sealed, epoch: this.epoch };
-  }
-
-  /** Writes a group after the one before it, then acknowledges its jobs; never rejects. */
-  private async write(group: Group, previous: Promise<void>): Promise<void> {
-    const { jobs, outcomes, states, appends } = group;
-    let writeError: unknown;
-    try {
-      const ops = await group.sealed;
-      await previous;
-      // Built on a group whose write failed: its offsets and states would follow ones that are not there.
-      if (group.epoch !== this.epoch) throw this.epochFailure;
       // Chunks only ever go to new offsets, so undoing a group is deleting its chunks and
-      // putting back the states the registry holds (what is durable: every earlier group is written).
+      // putting back the states the registry holds (what is durable).
       const undo: KvOp[] = ops.map((op) => ({ type: "del", key: op.key }));
       for (const [key, state] of states) {
         const { run, task } = splitTaskKey(key);
@@ -223,21 +157,13 @@ export class CommitQueue {
     }
 
     if (writeError === undefined) {
-      for (const [key, state] of states) {
-        this.registry.commit(key, state);
-        if (this.provisional.get(key) === state) this.provisional.delete(key);
-      }
+      for (const [key, state] of states) this.registry.commit(key, state);
       try {
         this.options.onCommitted(appends, states);
       } catch (err) {
         // Listeners must not undo an acknowledged write; report and go on.
         this.options.warn?.("commit listener failed", err);
       }
-    } else if (group.epoch === this.epoch) {
-      // Every group built after this one, on its states, fails with it; new groups start from what is durable.
-      this.epoch++;
-      this.epochFailure = writeError;
-      this.provisional.clear();
     }
     for (const [i, { resolve, reject }] of jobs.entries()) {
       const outcome = outcomes[i];
@@ -245,14 +171,17 @@ export class CommitQueue {
       else if (outcome?.ok) resolve(outcome.value);
       else reject(outcome?.error);
     }
-  }
-}
 
-interface Group {
-  jobs: Pending[];
-  outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
-  states: Map<TaskKey, TaskLogState>;
-  appends: CommittedAppend[];
-  sealed: Promise<KvOp[]>;
-  epoch: number;
+    if (this.pending.length > 0) setImmediate(() => void this.flush());
+    else {
+      this.scheduled = false;
+      for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /** Resolves once nothing is queued or being written. */
+  idle(): Promise<void> {
+    if (!this.scheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 }
