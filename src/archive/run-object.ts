@@ -86,15 +86,13 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
     let aheadBytes = 0;
     let next = 0;
     while (next < all.length || ahead.length > 0) {
-      for (
-        let s = all[next];
-        s && ahead.length < PREFETCH_SEGMENTS && (ahead.length === 0 || aheadBytes + s.size <= PREFETCH_BYTES);
-        s = all[next]
-      ) {
-        const body = copyStep(() => segmentBody(backend, s));
+      while (next < all.length && ahead.length < PREFETCH_SEGMENTS) {
+        const segment = all[next] as Segment;
+        if (ahead.length > 0 && aheadBytes + segment.size > PREFETCH_BYTES) break;
+        const body = copyStep(() => segmentBody(backend, segment));
         body.catch(() => undefined); // awaited in order below; a copy given up leaves the rest to settle unread
-        ahead.push({ segment: s, body });
-        aheadBytes += s.size;
+        ahead.push({ segment, body });
+        aheadBytes += segment.size;
         next++;
       }
       const head = ahead.shift() as { segment: Segment; body: Promise<Buffer> };

@@ -33,14 +33,19 @@ const MILLIS = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, "
 let cachedSecond = Number.NaN;
 let secondPrefix = "";
 
+/** `YYYY-MM-DDTHH:MM:SS.` of a Unix second: all of `toISOString()` before the milliseconds. */
+function isoSecond(second: number): string {
+  const iso = new Date(second * 1000).toISOString();
+  return iso.slice(0, iso.length - 4);
+}
+
 /** `new Date(ms).toISOString()`, for the integer milliseconds records carry. */
 export function isoTimestamp(time: number): string {
   const ms = Math.floor(time);
   const second = Math.floor(ms / 1000);
   if (second !== cachedSecond) {
-    const iso = new Date(second * 1000).toISOString();
     cachedSecond = second;
-    secondPrefix = iso.slice(0, iso.length - 4); // everything before "mmmZ"
+    secondPrefix = isoSecond(second);
   }
   return secondPrefix + MILLIS[ms - second * 1000];
 }
@@ -140,9 +145,8 @@ class JsonlWriter {
     const ms = Math.floor(tsMs);
     const second = Math.floor(ms / 1000);
     if (second !== this.second) {
-      const iso = new Date(second * 1000).toISOString();
       this.second = second;
-      this.secondText = Buffer.from(iso.slice(0, iso.length - 4), "latin1"); // everything before "mmmZ"
+      this.secondText = Buffer.from(isoSecond(second), "latin1");
     }
     out.set(this.secondText, pos);
     pos += this.secondText.length;
