@@ -14,6 +14,7 @@ export default defineConfig({
   test: {
     include: ["test/faults/**/*.faults.ts"],
     reporters: ["default", "./test/faults/harness/fault-table-reporter.ts", "./test/helpers/summary-reporter.ts"],
+    setupFiles: ["./test/faults/harness/failure-output.ts"],
     testTimeout: 300_000,
     hookTimeout: 60_000,
     fileParallelism: false,

@@ -1,6 +1,6 @@
 import { statfs } from "node:fs/promises";
 import rocksdb from "@nxtedition/rocksdb";
-import { DomainError } from "../errors/domain-error.js";
+import { DomainError, unavailable } from "../errors/domain-error.js";
 
 /**
  * The narrow seam between joblog and its RocksDB binding: binary keys and values,
@@ -61,18 +61,29 @@ const BUFFERS = { keyEncoding: "buffer", valueEncoding: "buffer" } as const;
 
 /**
  * After a write fails with an I/O error (a full disk), RocksDB keeps the error and
- * refuses every later write, even once space returns; only closing and reopening the
- * database clears it. Each reopen writes a new MANIFEST and WAL, so it is tried at
- * most this often, and only when the filesystem has `REOPEN_MIN_FREE_BYTES` free.
+ * refuses every later write. Sometimes it recovers by itself once space returns (its
+ * SstFileManager polls the free space every 5 s, flushes and resumes after a failed
+ * flush), but never from a failed WAL append alone. So a faulted store retries a
+ * small write at most every `RETRY_INTERVAL_MS`, which succeeds once RocksDB has
+ * resumed; while it fails and the filesystem has had `REOPEN_MIN_FREE_BYTES` free
+ * (well above the write buffer RocksDB itself waits for) for `REOPEN_AFTER_MS`, the
+ * store closes and reopens the database, which clears the error.
  */
-const REOPEN_INTERVAL_MS = 1000;
-const REOPEN_MIN_FREE_BYTES = 8 * 1024 * 1024;
+const RETRY_INTERVAL_MS = 500;
+const REOPEN_AFTER_MS = 1_000;
+const REOPEN_MIN_FREE_BYTES = 64 * 1024 * 1024;
+const CLOSE_WARN_MS = 30_000;
+
+/** Deleted by the retry write: a key nothing else uses, so the write changes nothing but proves the store writes. */
+const PROBE_KEY = Buffer.from("\u0000joblog-kv-write-probe");
 
 interface WriteFault {
   error: Error;
   /** Ops that put back what the failed writes may have left: one could be in the WAL, unacknowledged. */
   undo: KvOp[];
   lastTry: number;
+  /** Since when the filesystem has had room, while writes still fail; undefined while it has none. */
+  roomSince: number | undefined;
 }
 
 type RocksDb = InstanceType<typeof rocksdb.RocksLevel>;
@@ -142,22 +153,30 @@ export class KvStore {
     return db;
   }
 
+  /** A reopen after a write fault that could not open the database leaves it closed: reads say so, retryably. */
+  private readable(): RocksDb {
+    if (this.fault && !this.isOpen) {
+      throw unavailable(`the leader's store (${this.location}) is closed after a write fault and not reopened yet; retry later`);
+    }
+    return this.db;
+  }
+
   async get(key: Buffer): Promise<Buffer | undefined> {
-    const [value] = await this.db.getMany([key], BUFFERS);
+    const [value] = await this.readable().getMany([key], BUFFERS);
     return value ?? undefined;
   }
 
   async getMany(keys: Buffer[]): Promise<Array<Buffer | undefined>> {
     if (keys.length === 0) return [];
-    return this.db.getMany(keys, BUFFERS);
+    return this.readable().getMany(keys, BUFFERS);
   }
 
   /**
    * Applies every op or none. `sync` waits until the write-ahead log is on disk.
    * `undo` puts back what `ops` change (deletes of new keys, the previous values of
    * others): when the write fails for lack of space its outcome is unknown, as the
-   * batch may be whole in the WAL and reappear at the reopen; the undo is applied
-   * then, so what callers cached as durable stays true.
+   * batch may be whole in the WAL and reappear when it is replayed; the undo is the
+   * first write once the store writes again, so what callers cached as durable stays true.
    */
   async write(ops: KvOp[], sync: boolean, undo: KvOp[] = []): Promise<void> {
     if (ops.length === 0) return;
@@ -186,29 +205,48 @@ export class KvStore {
     if (!isIoError(err)) return err;
     if (this.fault) this.fault.undo.push(...undo);
     else {
-      this.fault = { error: err, undo: [...undo], lastTry: Date.now() };
-      this.options.warn?.(`${this.location}: writes fail, nothing is acknowledged until a reopen succeeds`, err);
+      this.fault = { error: err, undo: [...undo], lastTry: Date.now(), roomSince: undefined };
+      this.options.warn?.(`${this.location}: writes fail, nothing is acknowledged until they succeed again`, err);
     }
     return writeFaultError(this.location, err);
   }
 
-  /** One reopen at a time; concurrent writers wait for it and share its outcome. */
+  /** One recovery attempt at a time; concurrent writers wait for it and share its outcome. */
   private recover(): Promise<void> {
-    this.recovering ??= this.reopen().finally(() => {
+    this.recovering ??= this.tryRecovery().finally(() => {
       this.recovering = undefined;
     });
     return this.recovering;
   }
 
-  private async reopen(): Promise<void> {
+  /**
+   * Writes the undo (or, with none, a no-op delete): it succeeds once RocksDB has
+   * resumed, and then nothing the failed batches may have left in the WAL stays.
+   * Only an error that outlives free space for `REOPEN_AFTER_MS` gets a reopen.
+   */
+  private async tryRecovery(): Promise<void> {
     const fault = this.fault as WriteFault;
     const refuse = () => writeFaultError(this.location, fault.error);
-    if (Date.now() - fault.lastTry < REOPEN_INTERVAL_MS) throw refuse();
-    fault.lastTry = Date.now();
+    const now = Date.now();
+    if (now - fault.lastTry < RETRY_INTERVAL_MS) throw refuse();
+    fault.lastTry = now;
+    const probe: KvOp[] = [...fault.undo, { type: "del", key: PROBE_KEY }];
+    try {
+      await this.writeBatch(this.db, probe, true);
+      this.resumed("RocksDB resumed");
+      return;
+    } catch (err) {
+      if (!isIoError(err) && this.isOpen) throw err;
+      if (isIoError(err)) fault.error = err;
+    }
     const fs = await statfs(this.location).catch(() => undefined);
-    if (fs && fs.bavail * fs.bsize < REOPEN_MIN_FREE_BYTES) throw refuse();
-    // close() does close the native database, then reports the kept background error.
-    await this.db.close().catch(() => undefined);
+    if (fs && fs.bavail * fs.bsize < REOPEN_MIN_FREE_BYTES) {
+      fault.roomSince = undefined;
+      throw refuse();
+    }
+    fault.roomSince ??= now;
+    if (now - fault.roomSince < REOPEN_AFTER_MS && this.isOpen) throw refuse();
+    await this.closeAfterFault();
     let db: RocksDb;
     try {
       db = await KvStore.openDb(this.location, this.options);
@@ -219,13 +257,29 @@ export class KvStore {
     }
     this.db = db;
     try {
-      if (fault.undo.length > 0) await this.writeBatch(db, fault.undo, true);
+      await this.writeBatch(db, probe, true);
     } catch (err) {
       if (isIoError(err)) fault.error = err;
       throw refuse();
     }
+    this.resumed("reopened");
+  }
+
+  /** close() does close the native database, then reports the kept background error; a close that hangs is reported. */
+  private async closeAfterFault(): Promise<void> {
+    const slow = setTimeout(() => {
+      this.options.warn?.(`${this.location}: closing the database after a write fault has taken ${CLOSE_WARN_MS / 1000} s and goes on`);
+    }, CLOSE_WARN_MS);
+    try {
+      await this.db.close().catch(() => undefined);
+    } finally {
+      clearTimeout(slow);
+    }
+  }
+
+  private resumed(how: string): void {
     this.fault = undefined;
-    this.options.warn?.(`${this.location}: reopened after a write fault; writes resume`);
+    this.options.warn?.(`${this.location}: writes resume after a write fault (${how})`);
   }
 
   /**
@@ -245,7 +299,7 @@ export class KvStore {
 
   /** Entries of a key range in order, fetched `pageSize` at a time. */
   async *entries(range: KvRange, pageSize = 64): AsyncGenerator<[Buffer, Buffer]> {
-    const it = this.db.iterator({ ...range, ...BUFFERS });
+    const it = this.readable().iterator({ ...range, ...BUFFERS });
     try {
       yield* pages(it, pageSize);
     } finally {
@@ -281,7 +335,7 @@ export class KvStore {
 
   /** The first entry of a range, or undefined. */
   async first(range: KvRange): Promise<[Buffer, Buffer] | undefined> {
-    const it = this.db.iterator({ ...range, limit: 1, ...BUFFERS });
+    const it = this.readable().iterator({ ...range, limit: 1, ...BUFFERS });
     try {
       const [entry] = await it.nextv(1);
       return entry;

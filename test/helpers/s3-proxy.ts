@@ -39,6 +39,12 @@ export async function startS3Proxy(targetPort: number): Promise<S3Proxy> {
       );
       return;
     }
+    // Store and forward: S3 commits a PUT whole or not at all, but s3rver writes the body
+    // straight into the object's file, so a request cut off mid-body (a client timeout, a
+    // killed leader) would leave a truncated object there. The proxy passes on only bodies
+    // that arrived whole; a late one still lands late, as it can on S3.
+    const body: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => body.push(chunk));
     const forward = () => {
       const upstream = http.request(
         { host: "127.0.0.1", port: targetPort, method: req.method, path: req.url, headers: req.headers },
@@ -51,10 +57,18 @@ export async function startS3Proxy(targetPort: number): Promise<S3Proxy> {
         },
       );
       upstream.on("error", () => res.destroy());
-      req.pipe(upstream);
+      upstream.end(Buffer.concat(body));
     };
-    if (chaos !== undefined && roll < chaos.failRatio + chaos.stallRatio) setTimeout(forward, chaos.stallMs);
-    else forward();
+    const delayMs = chaos !== undefined && roll < chaos.failRatio + chaos.stallRatio ? chaos.stallMs : 0;
+    let whole = false;
+    req.once("end", () => {
+      whole = true;
+      setTimeout(forward, delayMs);
+    });
+    // Cut off before the body was whole: nothing is forwarded.
+    req.once("close", () => {
+      if (!whole) res.destroy();
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;

@@ -13,6 +13,8 @@ const START_TIMEOUT_MS = 30_000;
  * on the same port so workers holding its URL find the next one.
  */
 export class LeaderProcess {
+  /** Every leader of this test file, for the failure report (failure-output.ts). */
+  static readonly all = new Set<LeaderProcess>();
   private child: ChildProcess | undefined;
   private port = 0;
   /** Output of the current process, kept for the failure message. */
@@ -22,6 +24,8 @@ export class LeaderProcess {
 
   private constructor(
     private readonly configFile: string,
+    /** The leader's data directory; RocksDB's own LOG files are under it. */
+    readonly dataDir: string,
     private readonly env: Record<string, string>,
   ) {}
 
@@ -30,7 +34,8 @@ export class LeaderProcess {
     const configFile = join(dir, "joblog.yaml");
     const server = { ...(config.server as object | undefined), data_dir: dataDir };
     await writeFile(configFile, stringify({ ...config, server }));
-    const leader = new LeaderProcess(configFile, env);
+    const leader = new LeaderProcess(configFile, dataDir, env);
+    LeaderProcess.all.add(leader);
     await leader.restart();
     return leader;
   }
@@ -58,7 +63,7 @@ export class LeaderProcess {
     this.child = child;
     this.starts++;
     child.stderr?.setEncoding("utf8").on("data", (s: string) => {
-      this.output = (this.output + s).slice(-4000);
+      this.output = (this.output + s).slice(-12_000);
     });
     // JOBLOG_FAULTS_LEADER_LOG=file keeps every leader's own log, across restarts, for a failing scenario.
     const logFile = process.env.JOBLOG_FAULTS_LEADER_LOG;
@@ -105,7 +110,7 @@ export class LeaderProcess {
     return Number(kb ?? 0) * 1024;
   }
 
-  /** Text the current process wrote to stderr (its last 4000 characters). */
+  /** Text the current process wrote to stderr (its last 12,000 characters). */
   get stderr(): string {
     return this.output;
   }
