@@ -47,14 +47,31 @@ export interface KeepaliveOptions {
 const STREAM_WINDOW_BYTES = 512 * 1024;
 const CONNECTION_WINDOW_BYTES = 4 * 1024 * 1024;
 
+/**
+ * connect-node waits for 'drain' (or 'error') after a write the response could not take
+ * at once. A response whose client goes away meanwhile (a Tail subscriber that stopped
+ * reading, then disconnected) gets neither, so its handler would wait forever and keep
+ * its subscription, its place under the subscriber limits and the unsent message. A
+ * 'drain' when the response closes unfinished lets the next write fail and the handler end.
+ */
+function releasedOnClose(handler: RequestHandler): RequestHandler {
+  return ((req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.once("close", () => {
+      if (!res.writableFinished) res.emit("drain");
+    });
+    return (handler as (req: http.IncomingMessage, res: http.ServerResponse) => unknown)(req, res);
+  }) as RequestHandler;
+}
+
 export function listen(
-  handler: RequestHandler,
+  rawHandler: RequestHandler,
   host: string,
   port: number,
   onUpgrade?: UpgradeHandler,
   tlsOptions?: ListenerTls,
   keepalive?: KeepaliveOptions,
 ): Promise<Listener> {
+  const handler = releasedOnClose(rawHandler);
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
   if (onUpgrade) h1.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => onUpgrade(req, socket, head));
