@@ -1,6 +1,7 @@
 import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { TailRequestSchema } from "../../gen/joblog/v1/log_pb.js";
+import { sample } from "./metrics-sample.js";
 
 /**
  * A Tail whose client never reads a byte: a raw HTTP/2 gRPC call, paused from the
@@ -29,6 +30,5 @@ export function neverReadingTail(url: string, runId: string, task: string): http
 
 /** Tail subscribers the leader has open, from its metrics. */
 export async function tailSubscribers(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(/^joblog_tail_subscribers (\d+)/m.exec(text)?.[1] ?? 0);
+  return sample(await (await fetch(`${url}/metrics`)).text(), "joblog_tail_subscribers") ?? 0;
 }

@@ -18,6 +18,7 @@ import { createLeaderLog } from "../../src/ops/leader-log.js";
 import { TaskLogWriter } from "../../src/worker/task-log-writer.js";
 import { FakeKms, useTestAwsCredentials } from "../helpers/fake-kms.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
+import { sample } from "../helpers/metrics-sample.js";
 import { type S3Proxy, startS3Proxy } from "../helpers/s3-proxy.js";
 import { S3RVER_CREDENTIALS, type S3Server, startS3Server } from "../helpers/s3-server.js";
 import { pushTask, until } from "../helpers/task-logs.js";
@@ -28,12 +29,6 @@ import { startTcpProxy } from "../helpers/tcp-proxy.js";
 async function get(url: string): Promise<{ status: number; type: string; body: string }> {
   const res = await fetch(url);
   return { status: res.status, type: res.headers.get("content-type") ?? "", body: await res.text() };
-}
-
-/** One sample of a Prometheus text exposition, by its name and labels as printed (`name{a="b"}`). */
-function sample(exposition: string, series: string): number | undefined {
-  const line = exposition.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
 /** grpc.health.v1.Health/Check as a Kubernetes gRPC probe or grpc_health_probe makes it: plain grpc-js. */
