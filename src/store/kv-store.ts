@@ -39,6 +39,9 @@ export interface KvStoreOptions {
 /** The binding reports every open failure as "Database is not open"; the reason is in its cause. */
 function openError(location: string, err: unknown): Error {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
+  if (/lock hold by current process/i.test(cause)) {
+    return new Error(`cannot open ${location}: this process still holds its lock (an earlier open of it was not closed)`, { cause: err });
+  }
   if (/lock/i.test(cause)) {
     return new Error(`cannot open ${location}: another process (a running leader?) is using this data directory`, { cause: err });
   }
@@ -130,6 +133,10 @@ function writeFaultError(location: string, err: Error): StoreWriteError {
 export class KvStore {
   private fault: WriteFault | undefined;
   private recovering: Promise<void> | undefined;
+  /** getMany calls the binding has not answered yet: a close must wait for them (see `closeDb`). */
+  private readsInFlight = 0;
+  private readsDrained: (() => void) | undefined;
+  private closing = false;
 
   private constructor(
     private db: RocksDb,
@@ -155,6 +162,11 @@ export class KvStore {
 
   /** A reopen after a write fault that could not open the database leaves it closed: reads say so, retryably. */
   private readable(): RocksDb {
+    if (this.closing) {
+      throw unavailable(
+        `the leader's store (${this.location}) is closing${this.fault ? " to reopen after a write fault" : ""}; retry later`,
+      );
+    }
     if (this.fault && !this.isOpen) {
       throw unavailable(`the leader's store (${this.location}) is closed after a write fault and not reopened yet; retry later`);
     }
@@ -162,13 +174,41 @@ export class KvStore {
   }
 
   async get(key: Buffer): Promise<Buffer | undefined> {
-    const [value] = await this.readable().getMany([key], BUFFERS);
-    return value ?? undefined;
+    const [value] = await this.getMany([key]);
+    return value;
   }
 
   async getMany(keys: Buffer[]): Promise<Array<Buffer | undefined>> {
     if (keys.length === 0) return [];
-    return this.readable().getMany(keys, BUFFERS);
+    const db = this.readable();
+    this.readsInFlight++;
+    try {
+      return await db.getMany(keys, BUFFERS);
+    } finally {
+      if (--this.readsInFlight === 0) this.readsDrained?.();
+    }
+  }
+
+  /**
+   * The binding's close, called while a getMany is in flight, defers the native close
+   * until that read returns and then reports the database closed without ever closing
+   * it: RocksDB keeps its LOCK, and every later open of the directory in this process
+   * fails ("lock hold by current process"). So new reads are refused and the ones in
+   * flight awaited first; iterators need nothing, as the binding closes them itself.
+   */
+  private async closeDb(): Promise<void> {
+    this.closing = true;
+    try {
+      while (this.readsInFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.readsDrained = resolve;
+        });
+      }
+      this.readsDrained = undefined;
+      await this.db.close();
+    } finally {
+      this.closing = false;
+    }
   }
 
   /**
@@ -271,7 +311,7 @@ export class KvStore {
       this.options.warn?.(`${this.location}: closing the database after a write fault has taken ${CLOSE_WARN_MS / 1000} s and goes on`);
     }, CLOSE_WARN_MS);
     try {
-      await this.db.close().catch(() => undefined);
+      await this.closeDb().catch(() => undefined);
     } finally {
       clearTimeout(slow);
     }
@@ -355,6 +395,6 @@ export class KvStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.status === "open") await this.db.close();
+    if (this.db.status === "open") await this.closeDb();
   }
 }
