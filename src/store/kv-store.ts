@@ -39,9 +39,6 @@ export interface KvStoreOptions {
 /** The binding reports every open failure as "Database is not open"; the reason is in its cause. */
 function openError(location: string, err: unknown): Error {
   const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : err instanceof Error ? err.message : String(err);
-  if (/lock hold by current process/i.test(cause)) {
-    return new Error(`cannot open ${location}: this process still holds its lock (an earlier open of it was not closed)`, { cause: err });
-  }
   if (/lock/i.test(cause)) {
     return new Error(`cannot open ${location}: another process (a running leader?) is using this data directory`, { cause: err });
   }
