@@ -105,6 +105,8 @@ export function listen(
     });
   };
   const track = (socket: net.Socket) => {
+    // As node's own http servers do (noDelay: true by default); this raw server hands sockets to them.
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());

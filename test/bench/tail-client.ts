@@ -31,6 +31,8 @@ const TS_AT = '{"ts":"'.length;
 
 const client = new grpc.Client(address.target, grpc.credentials.createInsecure(), {
   "grpc.max_receive_message_length": 16 * 1024 * 1024,
+  // As joblog's own client (LeaderClient): with HTTP/2's default 64 KiB window a 1 MiB message waits for 16 window updates.
+  "grpc-node.flow_control_window": 4 * 1024 * 1024,
 });
 const latencies: number[] = [];
 let firstByteAt = 0;
