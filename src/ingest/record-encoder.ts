@@ -70,7 +70,6 @@ const BYTE_CLASS = Uint8Array.from({ length: 256 }, (_, b) => (b >= 0x80 ? 2 : E
 const CLOSE = Buffer.from('"}\n', "latin1");
 const TS_OPEN = Buffer.from('{"ts":"', "latin1");
 const DIGIT_0 = 0x30;
-const Z = 0x5a;
 
 /**
  * Writes a line's JSON string body straight from its bytes: ASCII is copied or
@@ -117,8 +116,14 @@ class JsonlWriter {
   private readonly stdoutHead: Buffer;
   private readonly stderrHead: Buffer;
   private second = Number.NaN;
-  /** `YYYY-MM-DDTHH:MM:SS.` of `second`. */
-  private secondText = Buffer.alloc(0);
+  /**
+   * Everything a record of `second` writes before its line, `{"ts":"…mmmZ","stream":…,"line":"`,
+   * per stream: one copy and three digits per record instead of four small copies.
+   */
+  private stdoutPrefix = Buffer.alloc(0);
+  private stderrPrefix = Buffer.alloc(0);
+  /** Where the milliseconds' first digit is in a prefix. */
+  private millisAt = 0;
 
   constructor(
     step: string,
@@ -132,32 +137,34 @@ class JsonlWriter {
     this.out = Buffer.allocUnsafe(textBytes + count * (40 + this.stdoutHead.length) + 64);
   }
 
-  /** Appends the record of line `text[start, end)`. */
-  record(tsMs: number, stream: StreamName, text: Uint8Array, start: number, end: number): void {
+  /**
+   * Appends the record of line `text[start, end)`. `plain`: the caller knows the line
+   * holds no byte to escape and none above 0x7f, so it is copied without a look.
+   */
+  record(tsMs: number, stream: StreamName, text: Uint8Array, start: number, end: number, plain = false): void {
     const length = end - start;
-    const head = stream === "stderr" ? this.stderrHead : this.stdoutHead;
-    // 6 bytes per byte is the worst escape (\u001b); the timestamp and the close are under 40.
-    this.ensure(40 + head.length + Math.min(length, this.maxLineBytes + 64) * 6);
+    // 6 bytes per byte is the worst escape (\u001b); the prefix and the close are under 40 beside the head.
+    this.ensure(40 + this.stdoutHead.length + Math.min(length, this.maxLineBytes + 64) * 6);
     const out = this.out;
     let pos = this.pos;
-    out.set(TS_OPEN, pos);
-    pos += TS_OPEN.length;
     const ms = Math.floor(tsMs);
     const second = Math.floor(ms / 1000);
-    if (second !== this.second) {
-      this.second = second;
-      this.secondText = Buffer.from(isoSecond(second), "latin1");
-    }
-    out.set(this.secondText, pos);
-    pos += this.secondText.length;
+    if (second !== this.second) this.newSecond(second);
+    const prefix = stream === "stderr" ? this.stderrPrefix : this.stdoutPrefix;
+    out.set(prefix, pos);
     const milli = ms - second * 1000;
-    out[pos++] = DIGIT_0 + Math.floor(milli / 100);
-    out[pos++] = DIGIT_0 + (Math.floor(milli / 10) % 10);
-    out[pos++] = DIGIT_0 + (milli % 10);
-    out[pos++] = Z;
-    out.set(head, pos);
-    pos += head.length;
-    const after = length <= this.maxLineBytes ? writeBody(text, start, end, out, pos) : -1;
+    const digits = pos + this.millisAt;
+    out[digits] = DIGIT_0 + Math.floor(milli / 100);
+    out[digits + 1] = DIGIT_0 + (Math.floor(milli / 10) % 10);
+    out[digits + 2] = DIGIT_0 + (milli % 10);
+    pos += prefix.length;
+    let after: number;
+    if (plain && length <= this.maxLineBytes) {
+      out.set(text.subarray(start, end), pos);
+      after = pos + length;
+    } else {
+      after = length <= this.maxLineBytes ? writeBody(text, start, end, out, pos) : -1;
+    }
     if (after >= 0) {
       pos = after;
     } else {
@@ -170,6 +177,15 @@ class JsonlWriter {
     }
     this.out.set(CLOSE, pos);
     this.pos = pos + CLOSE.length;
+  }
+
+  private newSecond(second: number): void {
+    this.second = second;
+    const secondText = Buffer.from(isoSecond(second), "latin1");
+    const millis = Buffer.from("000Z", "latin1");
+    this.millisAt = TS_OPEN.length + secondText.length;
+    this.stdoutPrefix = Buffer.concat([TS_OPEN, secondText, millis, this.stdoutHead]);
+    this.stderrPrefix = Buffer.concat([TS_OPEN, secondText, millis, this.stderrHead]);
   }
 
   finish(records: number): EncodedBatch {
@@ -217,14 +233,37 @@ export function encodeColumns(step: string, columns: LineColumns, maxLineBytes: 
   const count = lengths.length;
   const writer = new JsonlWriter(step, text.byteLength, count, maxLineBytes);
   const timed = tsOffsetsMs.length > 0;
+  // One native regular-expression scan of the whole batch finds the bytes that need a look (to
+  // escape, or to validate as UTF-8); lines before the next such byte are copied as they are.
+  // Scanning each line byte by byte in JavaScript was the largest part of encoding.
+  const latin1 = Buffer.from(text.buffer, text.byteOffset, text.byteLength).toString("latin1");
+  const special = NEEDS_A_LOOK;
+  special.lastIndex = 0;
+  let nextSpecial = special.test(latin1) ? special.lastIndex - 1 : Number.POSITIVE_INFINITY;
   let start = 0;
   for (let i = 0; i < count; i++) {
     const end = start + (lengths[i] as number);
-    writer.record(timed ? baseTsMs + (tsOffsetsMs[i] as number) : baseTsMs, columns.isStderr(i) ? "stderr" : "stdout", text, start, end);
+    const plain = nextSpecial >= end;
+    writer.record(
+      timed ? baseTsMs + (tsOffsetsMs[i] as number) : baseTsMs,
+      columns.isStderr(i) ? "stderr" : "stdout",
+      text,
+      start,
+      end,
+      plain,
+    );
+    if (!plain) {
+      special.lastIndex = end;
+      nextSpecial = special.test(latin1) ? special.lastIndex - 1 : Number.POSITIVE_INFINITY;
+    }
     start = end;
   }
   return writer.finish(count);
 }
+
+/** A byte JSON escapes (controls, quote, backslash) or one of a multi-byte character, in a latin1 view of UTF-8. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what JSON escapes
+const NEEDS_A_LOOK = /[\u0000-\u001f"\\\u0080-\u00ff]/g;
 
 /** Byte position just after the `n`th record (0 for n = 0). */
 export function afterRecords(jsonl: Buffer, n: number): number {

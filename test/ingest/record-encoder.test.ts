@@ -127,6 +127,36 @@ test("encodeColumns is byte-for-byte the same, also when lines split a character
   expect(encoded.records).toBe(lengths.length);
 });
 
+test("encodeColumns copies plain ASCII lines as they are and still escapes, validates and cuts the others", () => {
+  // Mostly plain lines, the case the batch-wide scan copies without a look: with a special byte
+  // now and then, at a line's first and last byte too, and plain lines longer than the limit.
+  const lines = [
+    "plain ascii line 1",
+    '"quoted at the start',
+    "ends with a backslash \\",
+    "x".repeat(400),
+    "tab\there",
+    "another plain line",
+    "é at the end é",
+    "",
+    "y".repeat(300),
+    "\u001b[32mcolour\u001b[39m",
+    "last plain line",
+  ].map((l) => Buffer.from(l));
+  const text = Buffer.concat(lines);
+  const lengths = lines.map((l) => l.length);
+  const max = 300;
+  const base = Date.UTC(2024, 0, 1, 0, 0, 59, 990);
+  // Offsets that cross a second, so the prefix of each second is rebuilt.
+  const offsets = lengths.map((_, i) => i * 3);
+  const encoded = encodeColumns("plain", { text, lengths, isStderr: (i) => i % 2 === 1, baseTsMs: base, tsOffsetsMs: offsets }, max);
+  const expected = lines
+    .map((l, i) => encodeRecord(base + (offsets[i] as number), i % 2 === 1 ? "stderr" : "stdout", "plain", decodeLine(l, max).line))
+    .join("");
+  expect(encoded.jsonl.toString("utf8")).toBe(expected);
+  expect(encoded.truncated).toBe(1);
+});
+
 describe("encodeRecord", () => {
   test("is JSON.stringify of {ts, stream, step, line} in that order, plus one newline", () => {
     for (const line of tricky) {
