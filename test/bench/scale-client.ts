@@ -4,6 +4,7 @@
  * `--tails` Tail subscribers on those tasks, spread over `--connections`
  * HTTP/2 connections, for `--seconds`. Prints lines sent and received.
  */
+import { setMaxListeners } from "node:events";
 import { parseArgs } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -41,6 +42,8 @@ let sent = 0;
 let received = 0;
 let errors = 0;
 const stop = new AbortController();
+// Every stream listens for the stop: thousands of listeners by design, not a leak.
+setMaxListeners(0, stop.signal);
 
 async function pushLoop(i: number): Promise<void> {
   const done = new Promise<void>((resolve) => {
