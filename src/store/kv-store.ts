@@ -372,13 +372,20 @@ export class KvStore {
 
   /** The first entry of a range, or undefined. */
   async first(range: KvRange): Promise<[Buffer, Buffer] | undefined> {
-    const it = this.readable().iterator({ ...range, limit: 1, ...BUFFERS });
-    try {
-      const [entry] = await it.nextv(1);
-      return entry;
-    } finally {
-      await it.close();
-    }
+    return this.page(range, 1)[0];
+  }
+
+  /**
+   * Up to `limit` entries of a range, read in one synchronous call on the event loop.
+   * For short reads (a seek, the next chunks of a read): an iterator costs two or
+   * three round trips through the thread pool, each slower on a loaded machine than
+   * reading a few chunks from RocksDB's caches. Long scans use `entries`.
+   */
+  page(range: KvRange, limit: number): Array<[Buffer, Buffer]> {
+    const { rows } = this.readable().querySync({ ...range, limit, ...BUFFERS });
+    const entries: Array<[Buffer, Buffer]> = [];
+    for (let i = 0; i + 1 < rows.length; i += 2) entries.push([rows[i] as Buffer, rows[i + 1] as Buffer]);
+    return entries;
   }
 
   get isOpen(): boolean {

@@ -2,7 +2,7 @@ import { ChunkIntegrityError, type ChunkKeySource, chunkGeneration, type Sealing
 import type { CompressionSetting } from "../crypto/chunk-compression.js";
 import type { ChunkThread } from "../crypto/chunk-thread.js";
 import { dataLoss } from "../errors/domain-error.js";
-import type { KvOp, KvStore } from "./kv-store.js";
+import type { KvOp, KvRange, KvStore } from "./kv-store.js";
 import { chunkKey, chunkOffset, chunkRange, taskStateKey } from "./log-keys.js";
 import { OpenedChunks } from "./opened-chunks.js";
 import { decodeTaskLogState, encodeTaskLogState, type TaskLogState } from "./task-log-state.js";
@@ -15,8 +15,8 @@ export interface LogSlice {
   data: Buffer;
 }
 
-/** Chunks opened at once by a read: decompression runs on the thread pool, in parallel. */
-const READ_AHEAD = 8;
+/** Chunks a read fetches and opens at once: 1 MiB, the default largest read, in one page. */
+const READ_AHEAD = 16;
 /** Chunks opened ahead for a sequential reader's next page while it handles this one. */
 const PREFETCH_CHUNKS = 16;
 /** Tasks whose last read end is remembered, to tell sequential readers from random ones. */
@@ -186,13 +186,17 @@ export class LogStore {
 
   /** Opens up to PREFETCH_CHUNKS chunks after `afterKey` into the shared cache; failures wait for a real read. */
   private prefetch(run: string, afterKey: Buffer, lt: Buffer, end: number): void {
-    void (async () => {
-      let n = 0;
-      for await (const [key, value] of this.kv.entries({ gt: afterKey, lt }, PREFETCH_CHUNKS)) {
-        if (chunkOffset(key) >= end || n++ >= PREFETCH_CHUNKS) break;
-        this.open(run, key, value).catch(() => {});
+    // After this turn of the event loop: the answer of the read that asked for it goes out first.
+    setImmediate(() => {
+      try {
+        for (const [key, value] of this.kv.page({ gt: afterKey, lt }, PREFETCH_CHUNKS)) {
+          if (chunkOffset(key) >= end) break;
+          this.open(run, key, value).catch(() => {});
+        }
+      } catch {
+        // The store closed meanwhile: nothing to open ahead.
       }
-    })().catch(() => {});
+    });
   }
 
   private open(run: string, key: Buffer, value: Buffer): Promise<Buffer> {
@@ -203,24 +207,30 @@ export class LogStore {
   }
 
   /**
-   * Chunk start offsets below `end`, each with its plaintext being opened; up to
-   * READ_AHEAD are in flight, so decompression overlaps. A rejected open is
-   * handled by the consumer; the others are awaited or left to settle.
+   * Chunk start offsets below `end`, each with its plaintext being opened, read a
+   * page of READ_AHEAD at a time and opened together, so decompression overlaps. A
+   * rejected open is handled by the consumer; the others are awaited or left to settle.
    */
   private async *openChunks(run: string, gte: Buffer, lt: Buffer, end: number): AsyncGenerator<[number, Promise<Buffer>]> {
-    const ahead: Array<[number, Promise<Buffer>]> = [];
-    try {
-      for await (const [key, value] of this.kv.entries({ gte, lt }, READ_AHEAD)) {
+    let range: KvRange = { gte, lt };
+    for (;;) {
+      const page = this.kv.page(range, READ_AHEAD);
+      const ahead: Array<[number, Promise<Buffer>]> = [];
+      let past = false;
+      for (const [key, value] of page) {
         const chunkStart = chunkOffset(key);
-        if (chunkStart >= end) break;
+        if (chunkStart >= end) {
+          past = true;
+          break;
+        }
         const opening = this.open(run, key, value);
         opening.catch(() => {}); // observed by the consumer when it gets there
         ahead.push([chunkStart, opening]);
-        if (ahead.length >= READ_AHEAD) yield ahead.shift() as [number, Promise<Buffer>];
       }
-      while (ahead.length > 0) yield ahead.shift() as [number, Promise<Buffer>];
-    } finally {
-      ahead.length = 0;
+      yield* ahead;
+      const last = page.at(-1);
+      if (past || page.length < READ_AHEAD || !last) return;
+      range = { gt: last[0], lt };
     }
   }
 }

@@ -38,6 +38,8 @@ declare module "@nxtedition/rocksdb" {
     getMany(keys: Buffer[], options?: { keyEncoding?: "buffer"; valueEncoding?: "buffer" }): Promise<Array<Buffer | undefined>>;
     batch(): RocksChainedBatch;
     iterator(options?: RocksRange): RocksIterator;
+    /** A range read in one synchronous call: rows are key, value, key, value… */
+    querySync(options: RocksRange): { rows: Buffer[]; finished: boolean };
     clear(options?: RocksRange): Promise<void>;
     getProperty(property: string): string;
   }
