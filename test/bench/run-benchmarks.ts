@@ -217,16 +217,26 @@ async function scale(): Promise<void> {
           String(streams),
           "--seconds",
           String(seconds),
+          ...(kind === "leader" ? ["--wait-subscribed"] : []),
         ],
         { stdio: ["ignore", "pipe", "inherit"] },
       );
       let report: Promise<ProbeReport> | undefined;
+      let tally: { sent: number; received: number; errors: number; subscribed: number } | undefined;
       child.stdout.setEncoding("utf8").on("data", (s: string) => {
         if (s.includes('"steady"')) void server.resetProbe();
-        if (s.includes('"sent"')) report = server.report();
+        if (s.includes('"sent"')) {
+          report = server.report();
+          tally = JSON.parse(s.slice(s.indexOf('{"sent"')).split("\n")[0] as string);
+        }
       });
       await new Promise((resolve) => child.once("exit", resolve));
-      if (!report) throw new Error("the scale client did not finish");
+      if (!report || !tally) throw new Error("the scale client did not finish");
+      // A figure measured with streams that failed (or tails that never subscribed) would flatter the leader.
+      if (tally.errors > 0) throw new Error(`scale against the ${kind}: ${tally.errors} streams failed`);
+      if (kind === "leader" && tally.subscribed < streams) {
+        throw new Error(`scale: only ${tally.subscribed} of ${streams} Tail subscribers received their first message`);
+      }
       return report;
     });
   const leader = await probe("leader");

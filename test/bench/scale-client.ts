@@ -22,6 +22,8 @@ const { values } = parseArgs({
     "interval-ms": { type: "string", default: "1000" },
     "batch-lines": { type: "string", default: "10" },
     seconds: { type: "string", default: "10" },
+    /** Start measuring once every Tail received its first message (a bare server's idle tails never do). */
+    "wait-subscribed": { type: "boolean", default: false },
   },
 });
 const address = parseLeaderUrl(values.url as string);
@@ -41,6 +43,8 @@ const clientFor = (i: number) => clients[i % clients.length] as grpc.Client;
 let sent = 0;
 let received = 0;
 let errors = 0;
+/** Tail subscribers that received their first message. */
+let subscribed = 0;
 const stop = new AbortController();
 // Every stream listens for the stop: thousands of listeners by design, not a leak.
 setMaxListeners(0, stop.signal);
@@ -74,7 +78,16 @@ async function pushLoop(i: number): Promise<void> {
   await done;
 }
 
-function tailLoop(i: number): Promise<void> {
+/** One Tail subscriber; NOT_FOUND (its task's first batch not committed yet) is retried for up to 30 s. */
+async function tailLoop(i: number): Promise<void> {
+  for (let attempt = 0; !stop.signal.aborted; attempt++) {
+    const code = await tailOnce(i);
+    if (code !== grpc.status.NOT_FOUND || attempt >= 600) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function tailOnce(i: number): Promise<grpc.status | undefined> {
   return new Promise((resolve) => {
     const request = Buffer.from(toBinary(TailRequestSchema, create(TailRequestSchema, { runId: run, task: `t${i % pushes}` })));
     const call = clientFor(i + 1).makeServerStreamRequest(
@@ -85,15 +98,20 @@ function tailLoop(i: number): Promise<void> {
       new grpc.Metadata(),
       {},
     );
+    let counted = false;
     call.on("data", (bytes: Buffer) => {
+      if (!counted) {
+        counted = true;
+        subscribed++;
+      }
       const data = fromBinary(TailResponseSchema, bytes).data;
       for (const b of data) if (b === 0x0a) received++;
     });
     call.on("error", (err: grpc.ServiceError) => {
-      if (err.code !== grpc.status.CANCELLED) errors++;
-      resolve();
+      if (err.code !== grpc.status.CANCELLED && err.code !== grpc.status.NOT_FOUND) errors++;
+      resolve(err.code);
     });
-    call.on("end", resolve);
+    call.on("end", () => resolve(undefined));
     stop.signal.addEventListener("abort", () => call.cancel());
   });
 }
@@ -102,9 +120,14 @@ function tailLoop(i: number): Promise<void> {
 const pushing = Array.from({ length: pushes }, (_, i) => pushLoop(i));
 await new Promise((resolve) => setTimeout(resolve, intervalMs + 500));
 const tailing = Array.from({ length: tails }, (_, i) => tailLoop(i));
+// Measured once every subscriber has caught up and is live (or after 30 s): the steady state, not the start.
+const subscribing = performance.now();
+while (values["wait-subscribed"] && subscribed < tails && performance.now() - subscribing < 30_000)
+  await new Promise((resolve) => setTimeout(resolve, 50));
+const subscribeSeconds = (performance.now() - subscribing) / 1000;
 process.stdout.write(`${JSON.stringify({ steady: true })}\n`);
 await new Promise((resolve) => setTimeout(resolve, Number(values.seconds) * 1000));
 stop.abort();
 await Promise.all([...pushing, ...tailing]);
 for (const c of clients) c.close();
-process.stdout.write(`${JSON.stringify({ sent, received, errors })}\n`);
+process.stdout.write(`${JSON.stringify({ sent, received, errors, subscribed, subscribeSeconds })}\n`);
