@@ -82,8 +82,8 @@ async function pushLoop(i: number): Promise<void> {
 async function tailLoop(i: number): Promise<void> {
   for (let attempt = 0; !stop.signal.aborted; attempt++) {
     const code = await tailOnce(i);
-    if (code !== grpc.status.NOT_FOUND || attempt >= 600) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (code !== grpc.status.NOT_FOUND || attempt >= 150) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
 
