@@ -134,6 +134,7 @@ export class KvStore {
   private readsInFlight = 0;
   private readsDrained: (() => void) | undefined;
   private closing = false;
+  private closingDb: Promise<void> | undefined;
 
   private constructor(
     private db: RocksDb,
@@ -193,19 +194,24 @@ export class KvStore {
    * fails ("lock hold by current process"). So new reads are refused and the ones in
    * flight awaited first; iterators need nothing, as the binding closes them itself.
    */
-  private async closeDb(): Promise<void> {
-    this.closing = true;
-    try {
-      while (this.readsInFlight > 0) {
-        await new Promise<void>((resolve) => {
-          this.readsDrained = resolve;
-        });
+  private closeDb(): Promise<void> {
+    // One close at a time (a shutdown can come while a write fault's close is under way): they share it.
+    this.closingDb ??= (async () => {
+      this.closing = true;
+      try {
+        while (this.readsInFlight > 0) {
+          await new Promise<void>((resolve) => {
+            this.readsDrained = resolve;
+          });
+        }
+        this.readsDrained = undefined;
+        await this.db.close();
+      } finally {
+        this.closing = false;
+        this.closingDb = undefined;
       }
-      this.readsDrained = undefined;
-      await this.db.close();
-    } finally {
-      this.closing = false;
-    }
+    })();
+    return this.closingDb;
   }
 
   /**

@@ -53,3 +53,15 @@ test("a read asked for while the store closes is refused as retryable, naming th
   await closed;
   expect((await inFlight)?.toString()).toBe("v");
 });
+
+test("two closes at once (a shutdown during a fault's close) share one close and both finish", async () => {
+  dir = await mkdtemp(join(tmpdir(), "joblog-kv-"));
+  const location = join(dir, "store");
+  const store = await KvStore.open(location, { compression: false });
+  await store.write([{ type: "put", key: key(1), value: Buffer.from("v") }], false);
+  const reads = [store.get(key(1)), store.get(key(1))];
+  await Promise.all([store.close(), store.close()]);
+  expect((await Promise.all(reads)).map((v) => v?.toString())).toEqual(["v", "v"]);
+  const again = await KvStore.open(location, { compression: false });
+  await again.close();
+});
