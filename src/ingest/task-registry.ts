@@ -42,21 +42,17 @@ export class TaskRegistry {
     let pending = this.loading.get(key);
     if (!pending) {
       const { run, task } = splitTaskKey(key);
-      pending = this.store.loadState(run, task).then(
-        (state) => {
-          this.loading.delete(key);
+      pending = this.store
+        .loadState(run, task)
+        // Also after a failed read (the store reopening after a full disk): the next load reads again.
+        .finally(() => this.loading.delete(key))
+        .then((state) => {
           // A commit may have created the entry while the store read was in flight; it is newer.
           const current = this.entries.get(key);
           if (current) return current.state;
           if (state) this.entries.set(key, { state, usedAt: Date.now() });
           return state;
-        },
-        (err: unknown) => {
-          // A failed read (the store reopening after a full disk) is not the task's state: the next load reads again.
-          this.loading.delete(key);
-          throw err;
-        },
-      );
+        });
       this.loading.set(key, pending);
     }
     return pending;

@@ -133,7 +133,7 @@ export class KvStore {
   /** getMany calls the binding has not answered yet: a close must wait for them (see `closeDb`). */
   private readsInFlight = 0;
   private readsDrained: (() => void) | undefined;
-  private closing = false;
+  /** The close under way, if any: reads are refused meanwhile. */
   private closingDb: Promise<void> | undefined;
 
   private constructor(
@@ -160,7 +160,7 @@ export class KvStore {
 
   /** A reopen after a write fault that could not open the database leaves it closed: reads say so, retryably. */
   private readable(): RocksDb {
-    if (this.closing) {
+    if (this.closingDb) {
       throw unavailable(
         `the leader's store (${this.location}) is closing${this.fault ? " to reopen after a write fault" : ""}; retry later`,
       );
@@ -197,7 +197,6 @@ export class KvStore {
   private closeDb(): Promise<void> {
     // One close at a time (a shutdown can come while a write fault's close is under way): they share it.
     this.closingDb ??= (async () => {
-      this.closing = true;
       try {
         while (this.readsInFlight > 0) {
           await new Promise<void>((resolve) => {
@@ -207,7 +206,6 @@ export class KvStore {
         this.readsDrained = undefined;
         await this.db.close();
       } finally {
-        this.closing = false;
         this.closingDb = undefined;
       }
     })();
