@@ -120,7 +120,8 @@ export class AccessControl {
   }
 }
 
-function isScoped(principal: Principal): boolean {
+/** Whether the principal is limited to some runs or workspaces; when not, no request needs a scope check. */
+export function isScoped(principal: Principal): boolean {
   return !principal.anonymous && (principal.workspaces !== undefined || principal.run !== undefined);
 }
 

@@ -1,5 +1,5 @@
 import type { Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
-import type { AccessControl, Principal } from "./access-control.js";
+import { type AccessControl, isScoped, type Principal } from "./access-control.js";
 import { rpcRule, type ScopeSource } from "./access-rules.js";
 import type { Release, StreamKind, StreamQuota } from "./stream-quota.js";
 
@@ -27,12 +27,17 @@ export function createRpcAuthInterceptor(access: AccessControl, quota: StreamQuo
     const name = `${req.service.typeName}/${req.method.name}`;
     const rule = rpcRule(req.service.typeName, req.method.name);
     const principal = access.authenticate(req.header.get("authorization"), rule.need, name);
+    // Anonymous and unscoped tokens pass every scope check: their messages go to the handler as
+    // they are, without a stage per message (for a Push stream, promises and closures per batch).
+    const scoped = isScoped(principal);
     if (!req.stream) {
+      if (!scoped) return next(req);
       const message = await checkScope(access, principal, rule.scope, req.message as ScopedFields);
       return next({ ...req, message: message as typeof req.message });
     }
-    const checked = checkEach(access, principal, rule.scope, req.message as AsyncIterable<ScopedFields>);
-    const streamReq = { ...req, message: checked as typeof req.message };
+    const streamReq = scoped
+      ? { ...req, message: checkEach(access, principal, rule.scope, req.message as AsyncIterable<ScopedFields>) as typeof req.message }
+      : req;
     const kind = COUNTED[name];
     if (kind === undefined) return next(streamReq);
     const release = quota.acquire(kind, principal);

@@ -102,6 +102,53 @@ function writeBody(text: Uint8Array, start: number, end: number, out: Buffer, at
   return pos;
 }
 
+/** What every record of one step writes before its line, per stream, for the second last used. */
+interface StepPrefixes {
+  /** `","stream":"stdout","step":"…","line":"` and its stderr twin. */
+  readonly stdoutHead: Buffer;
+  readonly stderrHead: Buffer;
+  second: number;
+  /**
+   * Everything a record of `second` writes before its line, `{"ts":"…mmmZ","stream":…,"line":"`,
+   * per stream: one copy and three digits per record instead of four small copies.
+   */
+  stdoutPrefix: Buffer;
+  stderrPrefix: Buffer;
+  /** Where the milliseconds' first digit is in a prefix. */
+  millisAt: number;
+}
+
+// Kept across batches: a task pushing small batches built its prefixes anew for each
+// one (five buffers a batch). Bounded; cleared whole when full, which costs a rebuild.
+const PREFIXES_KEPT = 4096;
+const prefixesByStep = new Map<string, StepPrefixes>();
+
+function stepPrefixes(step: string): StepPrefixes {
+  let prefixes = prefixesByStep.get(step);
+  if (prefixes) return prefixes;
+  if (prefixesByStep.size >= PREFIXES_KEPT) prefixesByStep.clear();
+  const stepJson = JSON.stringify(step);
+  prefixes = {
+    stdoutHead: Buffer.from(`","stream":"stdout","step":${stepJson},"line":"`, "utf8"),
+    stderrHead: Buffer.from(`","stream":"stderr","step":${stepJson},"line":"`, "utf8"),
+    second: Number.NaN,
+    stdoutPrefix: Buffer.alloc(0),
+    stderrPrefix: Buffer.alloc(0),
+    millisAt: 0,
+  };
+  prefixesByStep.set(step, prefixes);
+  return prefixes;
+}
+
+function newSecond(prefixes: StepPrefixes, second: number): void {
+  const secondText = Buffer.from(isoSecond(second), "latin1");
+  const millis = Buffer.from("000Z", "latin1");
+  prefixes.second = second;
+  prefixes.millisAt = TS_OPEN.length + secondText.length;
+  prefixes.stdoutPrefix = Buffer.concat([TS_OPEN, secondText, millis, prefixes.stdoutHead]);
+  prefixes.stderrPrefix = Buffer.concat([TS_OPEN, secondText, millis, prefixes.stderrHead]);
+}
+
 /**
  * Canonical JSONL written into one growing buffer, record by record: byte for
  * byte what `JSON.stringify` of the decoded line gives, without decoding lines to
@@ -112,18 +159,7 @@ class JsonlWriter {
   private out: Buffer;
   private pos = 0;
   truncated = 0;
-  /** `","stream":"stdout","step":"…","line":"` and its stderr twin. */
-  private readonly stdoutHead: Buffer;
-  private readonly stderrHead: Buffer;
-  private second = Number.NaN;
-  /**
-   * Everything a record of `second` writes before its line, `{"ts":"…mmmZ","stream":…,"line":"`,
-   * per stream: one copy and three digits per record instead of four small copies.
-   */
-  private stdoutPrefix = Buffer.alloc(0);
-  private stderrPrefix = Buffer.alloc(0);
-  /** Where the milliseconds' first digit is in a prefix. */
-  private millisAt = 0;
+  private readonly prefixes: StepPrefixes;
 
   constructor(
     step: string,
@@ -131,10 +167,8 @@ class JsonlWriter {
     count: number,
     private readonly maxLineBytes: number,
   ) {
-    const stepJson = JSON.stringify(step);
-    this.stdoutHead = Buffer.from(`","stream":"stdout","step":${stepJson},"line":"`, "utf8");
-    this.stderrHead = Buffer.from(`","stream":"stderr","step":${stepJson},"line":"`, "utf8");
-    this.out = Buffer.allocUnsafe(textBytes + count * (40 + this.stdoutHead.length) + 64);
+    this.prefixes = stepPrefixes(step);
+    this.out = Buffer.allocUnsafe(textBytes + count * (40 + this.prefixes.stdoutHead.length) + 64);
   }
 
   /**
@@ -144,16 +178,17 @@ class JsonlWriter {
   record(tsMs: number, stream: StreamName, text: Uint8Array, start: number, end: number, plain = false): void {
     const length = end - start;
     // 6 bytes per byte is the worst escape (\u001b); the prefix and the close are under 40 beside the head.
-    this.ensure(40 + this.stdoutHead.length + Math.min(length, this.maxLineBytes + 64) * 6);
+    const prefixes = this.prefixes;
+    this.ensure(40 + prefixes.stdoutHead.length + Math.min(length, this.maxLineBytes + 64) * 6);
     const out = this.out;
     let pos = this.pos;
     const ms = Math.floor(tsMs);
     const second = Math.floor(ms / 1000);
-    if (second !== this.second) this.newSecond(second);
-    const prefix = stream === "stderr" ? this.stderrPrefix : this.stdoutPrefix;
+    if (second !== prefixes.second) newSecond(prefixes, second);
+    const prefix = stream === "stderr" ? prefixes.stderrPrefix : prefixes.stdoutPrefix;
     out.set(prefix, pos);
     const milli = ms - second * 1000;
-    const digits = pos + this.millisAt;
+    const digits = pos + prefixes.millisAt;
     out[digits] = DIGIT_0 + Math.floor(milli / 100);
     out[digits + 1] = DIGIT_0 + (Math.floor(milli / 10) % 10);
     out[digits + 2] = DIGIT_0 + (milli % 10);
@@ -177,15 +212,6 @@ class JsonlWriter {
     }
     this.out.set(CLOSE, pos);
     this.pos = pos + CLOSE.length;
-  }
-
-  private newSecond(second: number): void {
-    this.second = second;
-    const secondText = Buffer.from(isoSecond(second), "latin1");
-    const millis = Buffer.from("000Z", "latin1");
-    this.millisAt = TS_OPEN.length + secondText.length;
-    this.stdoutPrefix = Buffer.concat([TS_OPEN, secondText, millis, this.stdoutHead]);
-    this.stderrPrefix = Buffer.concat([TS_OPEN, secondText, millis, this.stderrHead]);
   }
 
   finish(records: number): EncodedBatch {

@@ -1,3 +1,5 @@
+import { ownBytes } from "./own-bytes.js";
+
 interface Entry {
   /** The stored value the plaintext came from: a hit must match it byte for byte. */
   sealed: Buffer;
@@ -32,8 +34,8 @@ export class OpenedChunks {
         return hit.plaintext;
       }
     }
-    // Iterator values can be views into one large page buffer: keep a copy, not the page.
-    const own = sealed.byteLength === sealed.buffer.byteLength ? sealed : Buffer.from(sealed);
+    // Values can be views into one large page buffer: keep a copy, not the page.
+    const own = ownBytes(sealed);
     const entry: Entry = { sealed: own, plaintext: open(), bytes: own.length };
     this.insert(id, entry);
     entry.plaintext.then(
