@@ -6,7 +6,10 @@ import {
   ListRunsResponseSchema,
   type LogService,
   OpenTaskResponseSchema,
+  type PushRequest,
+  type PushResponse,
   ReadResponseSchema,
+  type TailRequest,
   TailResponseSchema,
   TaskState,
 } from "../../gen/joblog/v1/log_pb.js";
@@ -14,14 +17,14 @@ import type { LimitsConfig, SearchConfig } from "../config/config-schema.js";
 import { invalidArgument } from "../errors/domain-error.js";
 import { type IdField, identifierProblem } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
-import type { LogReader } from "../read/log-reader.js";
+import type { LogRead, LogReader } from "../read/log-reader.js";
 import type { RunDirectory } from "../runs/run-directory.js";
 import type { MetaStore } from "../store/meta-store.js";
 import type { TailHub } from "../tail/tail-hub.js";
 import { tailLog } from "../tail/tail-stream.js";
 import { type ErrorLogger, toConnectError } from "./error-mapping.js";
 import { resultFromProto, runStateFromProto, runToProto, taskToProto } from "./proto-mapping.js";
-import { handlePush, type PushMetrics, taskRefInput } from "./push-handler.js";
+import { handlePush, type PushContext, type PushMetrics, taskRefInput } from "./push-handler.js";
 import { locateLineResponse, searchResponses } from "./search-handler.js";
 
 export interface LogServiceDeps {
@@ -64,6 +67,40 @@ function decodePageToken(token: string): Buffer | undefined {
   return key;
 }
 
+/** Push as the LogService serves it, errors mapped; also served by the gRPC route without connect-node (grpc-push-route.ts). */
+export function createPushRpc(deps: LogServiceDeps): (requests: AsyncIterable<PushRequest>, ctx: PushContext) => Promise<PushResponse> {
+  return async (requests, ctx) => {
+    deps.pushes.enter();
+    try {
+      return await handlePush(deps, requests, ctx);
+    } catch (err) {
+      throw toConnectError(err, deps.log);
+    } finally {
+      deps.pushes.leave();
+    }
+  };
+}
+
+/** Tail as the LogService serves it, as log reads with errors mapped; also served by the gRPC route (grpc-tail-route.ts). */
+export function createTailRpc(deps: LogServiceDeps): (req: TailRequest, signal: AbortSignal) => AsyncGenerator<LogRead> {
+  return async function* (req, signal) {
+    try {
+      const run = requireId("run_id", req.runId);
+      const task = requireId("task", req.task);
+      yield* tailLog(deps.reader, deps.hub, {
+        run,
+        task,
+        offset: offsetOf(req.offset),
+        maxBytes: deps.limits.read_max_bytes,
+        signal,
+        shutdown: deps.shutdown,
+      });
+    } catch (err) {
+      throw toConnectError(err, deps.log);
+    }
+  };
+}
+
 /** The LogService implementation: validation at the edge, errors mapped in one place. */
 export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogService> {
   const fail = (err: unknown) => toConnectError(err, deps.log);
@@ -77,6 +114,7 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
       }
     };
 
+  const tailRpc = createTailRpc(deps);
   return {
     openTask: unary(async (req) => {
       const opened = await deps.directory.openTask(taskRefInput(req.task));
@@ -87,39 +125,16 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
       });
     }),
 
-    async push(requests, ctx) {
-      deps.pushes.enter();
-      try {
-        return await handlePush(deps, requests, ctx);
-      } catch (err) {
-        throw fail(err);
-      } finally {
-        deps.pushes.leave();
-      }
-    },
+    push: createPushRpc(deps),
 
     async *tail(req, ctx) {
-      try {
-        const run = requireId("run_id", req.runId);
-        const task = requireId("task", req.task);
-        const chunks = tailLog(deps.reader, deps.hub, {
-          run,
-          task,
-          offset: offsetOf(req.offset),
-          maxBytes: deps.limits.read_max_bytes,
-          signal: ctx.signal,
-          shutdown: deps.shutdown,
+      for await (const chunk of tailRpc(req, ctx.signal)) {
+        yield create(TailResponseSchema, {
+          offset: BigInt(chunk.offset),
+          data: chunk.data,
+          nextOffset: BigInt(chunk.nextOffset),
+          complete: chunk.complete,
         });
-        for await (const chunk of chunks) {
-          yield create(TailResponseSchema, {
-            offset: BigInt(chunk.offset),
-            data: chunk.data,
-            nextOffset: BigInt(chunk.nextOffset),
-            complete: chunk.complete,
-          });
-        }
-      } catch (err) {
-        throw fail(err);
       }
     },
 

@@ -42,6 +42,9 @@ export interface PushMetrics {
 const MAX_INFLIGHT_BATCHES = 16;
 const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
 
+/** What a Push stream's handler needs of its RPC: through connect-node or the gRPC route (grpc-push-route.ts). */
+export type PushContext = Pick<HandlerContext, "signal">;
+
 /** Validates a TaskRef at the edge; INVALID_ARGUMENT names the field. */
 export function taskRefInput(ref: TaskRef | undefined): TaskRefInput {
   if (!ref) throw invalidArgument("task is required");
@@ -65,7 +68,7 @@ export function taskRefInput(ref: TaskRef | undefined): TaskRefInput {
  * acknowledged stays; a refused batch leaves the log as it was and is recorded
  * as a server event of the run, as is a stream that breaks mid-way.
  */
-export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushRequest>, ctx: HandlerContext): Promise<PushResponse> {
+export async function handlePush(deps: PushDeps, requests: AsyncIterable<PushRequest>, ctx: PushContext): Promise<PushResponse> {
   let opened: OpenedTask | undefined;
   let progress: LogProgress = { durableSeq: 0, length: 0, completed: false };
   // Batches of one task commit in order, so each one's share is its progress past the one before.

@@ -11,9 +11,10 @@ const COUNTED: Readonly<Record<string, StreamKind>> = {
 
 /** Request fields the scope checks read; every LogService request that names a run has one of them. */
 interface ScopedFields {
-  runId?: string;
-  workspace?: string;
-  task?: { runId: string; workspace: string };
+  runId?: string | undefined;
+  workspace?: string | undefined;
+  /** A Push or OpenTask request's TaskRef; a Tail or Read request names its task by name only. */
+  task?: { runId: string; workspace: string } | string | undefined;
 }
 
 /**
@@ -57,6 +58,47 @@ export function createRpcAuthInterceptor(access: AccessControl, quota: StreamQuo
   };
 }
 
+/** A stream let in: its place under the stream limits, and the scope check its messages need. */
+export interface StreamAdmission<M> {
+  /** Gives back the stream's place under the stream limits. */
+  release(): void;
+  /** Checks a message's scope before the handler sees it; undefined when the caller is not limited to some runs. */
+  check?: ((message: M) => Promise<void>) | undefined;
+}
+
+/**
+ * The interceptor's checks for a Push or Tail stream served without connect-node
+ * (grpc-routes): the token and its role, the stream limits, and, for a scoped
+ * token, the scope of each message that names another run than the last.
+ */
+export function admitStream(
+  access: AccessControl,
+  quota: StreamQuota,
+  kind: StreamKind,
+  authorization: string | undefined,
+): StreamAdmission<ScopedFields> {
+  const name = kind === "push" ? "joblog.v1.LogService/Push" : "joblog.v1.LogService/Tail";
+  const [service, method] = name.split("/") as [string, string];
+  const rule = rpcRule(service, method);
+  const principal = access.authenticate(authorization, rule.need, name);
+  const release = quota.acquire(kind, principal);
+  if (!isScoped(principal)) return { release };
+  let lastRun: string | undefined;
+  return {
+    release,
+    check: async (message) => {
+      const run = runOf(message);
+      if (run !== undefined && run === lastRun) return;
+      await checkScope(access, principal, rule.scope, message);
+      lastRun = run;
+    },
+  };
+}
+
+function runOf(message: ScopedFields): string | undefined {
+  return typeof message.task === "object" ? message.task.runId : message.runId;
+}
+
 /** The message, checked; a listing may come back with the workspace filter its token implies. */
 async function checkScope<M extends ScopedFields>(access: AccessControl, principal: Principal, scope: ScopeSource, message: M): Promise<M> {
   switch (scope) {
@@ -65,7 +107,7 @@ async function checkScope<M extends ScopedFields>(access: AccessControl, princip
       return message;
     case "task-ref":
       // Only a Push stream's first message must name the task; the handler refuses a change of task.
-      if (message.task) await access.checkTaskRef(principal, message.task);
+      if (typeof message.task === "object") await access.checkTaskRef(principal, message.task);
       return message;
     case "workspace-filter": {
       const workspace = access.listingWorkspace(principal, message.workspace ?? "");
@@ -85,7 +127,7 @@ async function* checkEach<M extends ScopedFields>(
   let lastRun: string | undefined;
   for await (const message of messages) {
     // A Push stream repeats its task; one lookup per stream is enough.
-    const run = message.task?.runId ?? message.runId;
+    const run = runOf(message);
     if (run === undefined || run !== lastRun) {
       yield await checkScope(access, principal, scope, message);
       lastRun = run;

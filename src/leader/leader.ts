@@ -7,17 +7,19 @@ import { AdminService } from "../../gen/joblog/v1/admin_pb.js";
 import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { createAdminService } from "../api/admin-service.js";
 import { createLogStreamUpgrade } from "../api/compat-websocket.js";
+import { grpcPushRoute } from "../api/grpc-push-route.js";
+import { grpcTailRoute } from "../api/grpc-tail-route.js";
 import { createHealthService } from "../api/health-service.js";
 import { createHttpRoutes } from "../api/http-routes.js";
 import { listen, type RequestHandler } from "../api/listener.js";
-import { createLogService } from "../api/log-service.js";
+import { createLogService, createPushRpc, createTailRpc } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import { type Archive, openArchive } from "../archive/open-archive.js";
 import { AccessControl } from "../auth/access-control.js";
 import { gateHttpRoutes, gateUpgrade } from "../auth/http-auth-gate.js";
 import { checkListenPolicy } from "../auth/listen-policy.js";
-import { createRpcAuthInterceptor } from "../auth/rpc-auth-interceptor.js";
+import { admitStream, createRpcAuthInterceptor } from "../auth/rpc-auth-interceptor.js";
 import { StreamQuota } from "../auth/stream-quota.js";
 import { readTlsFiles } from "../auth/tls-files.js";
 import type { JoblogConfig } from "../config/config-schema.js";
@@ -164,7 +166,7 @@ export async function startLeader(
   if (archive) readinessChecks.push({ name: "archive", check: archive.probe });
   if (runKeys.probe) readinessChecks.push({ name: "kms", check: runKeys.probe });
   const readiness = new Readiness(readinessChecks, { cacheMs: 2_000, timeoutMs: config.server.readiness_timeout_ms });
-  const service = createLogService({
+  const serviceDeps = {
     directory,
     queue,
     reader,
@@ -176,7 +178,8 @@ export async function startLeader(
     log,
     pushes,
     metrics,
-  });
+  };
+  const service = createLogService(serviceDeps);
   const access = new AccessControl(config.auth.tokens, async (runId) => (await meta.getRun(runId))?.workspace);
   const quota = new StreamQuota(config.limits);
   const handler = connectNodeAdapter({
@@ -229,6 +232,20 @@ export async function startLeader(
     }),
     log,
   );
+  // Push and Tail over plain gRPC (workers, the CLI) skip connect-node's per-message stages;
+  // every other call, and these over Connect or gRPC-Web, go through it.
+  const grpcRoutes = [
+    grpcPushRoute({
+      push: createPushRpc(serviceDeps),
+      admit: (authorization) => admitStream(access, quota, "push", authorization),
+      maxMessageBytes: config.limits.max_message_bytes,
+    }),
+    grpcTailRoute({
+      tail: createTailRpc(serviceDeps),
+      admit: (authorization) => admitStream(access, quota, "tail", authorization),
+      maxMessageBytes: config.limits.max_message_bytes,
+    }),
+  ];
   // Counts requests until their response is closed, so shutdown can let every stream send its final status.
   const requests = new ActiveCount();
   const tracked: RequestHandler = (req, res) => {
@@ -245,6 +262,7 @@ export async function startLeader(
     // its trailers, but "finish" waits for the client to end its side, which a client that has
     // its status may never do. Node sends the trailers in its own "wantTrailers" listener.
     if ("stream" in res) res.stream.once("wantTrailers", () => setImmediate(leave));
+    if (grpcRoutes.some((route) => route(req, res))) return;
     (handler as RequestHandler)(req, res);
   };
   let listener: Awaited<ReturnType<typeof listen>>;

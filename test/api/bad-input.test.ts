@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Result } from "../../gen/joblog/v1/log_pb.js";
 import { type LeaderFixture, startTestLeader } from "../helpers/leader-fixture.js";
@@ -292,6 +293,34 @@ describe("Push", () => {
       sender.close();
     }
     expect((await client.openTask({ task: ref })).durableSeq).toBe(3n);
+  });
+
+  test("a message that is not a PushRequest is INVALID_ARGUMENT naming it, and stores nothing", async () => {
+    const { ref } = await seededTask("garbled-run");
+    const raw = new grpc.Client(new URL(f.url).host, grpc.credentials.createInsecure());
+    try {
+      const status = await expectUnchanged(
+        ref,
+        () =>
+          new Promise<grpc.ServiceError | null>((resolve) => {
+            const call = raw.makeClientStreamRequest(
+              "/joblog.v1.LogService/Push",
+              (b: Buffer) => b,
+              (b: Buffer) => b,
+              new grpc.Metadata(),
+              {},
+              resolve,
+            );
+            // Field 2 (batch) announced as 100 bytes long, with 3 there.
+            call.write(Buffer.from([0x12, 100, 1, 2, 3]));
+            call.end();
+          }),
+      );
+      expect(status?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(status?.details).toMatch(/PushRequest/);
+    } finally {
+      raw.close();
+    }
   });
 
   /**

@@ -1,0 +1,117 @@
+import type http from "node:http";
+import type http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+
+/**
+ * One gRPC call served without connect-node (grpc-routes.ts): the framing and
+ * status of the gRPC protocol over a Node HTTP/2 request, the way connect-node
+ * answers them, for the hot RPCs whose per-message cost matters.
+ */
+
+export type HttpRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type HttpResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+const GRPC_CONTENT_TYPE = /^application\/grpc(?:\+proto)?(?:;.*)?$/i;
+export const FRAME_HEADER_BYTES = 5;
+/** As connect-node's default: a longer deadline is refused. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** A gRPC call on `path` with protobuf messages and no message compression: one the routes can serve. */
+export function isPlainGrpcCall(req: HttpRequest, path: string): req is http2.Http2ServerRequest {
+  if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== path) return false;
+  if (!GRPC_CONTENT_TYPE.test(req.headers["content-type"] ?? "")) return false;
+  const encoding = req.headers["grpc-encoding"];
+  return encoding === undefined || encoding === "identity";
+}
+
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export interface GrpcCall {
+  /** Aborted when the client goes away before the answer, or at its deadline (the reason is the ConnectError). */
+  signal: AbortSignal;
+  /** Sends one response message, given as parts that are written in order without being joined; resolves once the stream can take more. */
+  send(parts: readonly Uint8Array[]): Promise<void>;
+}
+
+/**
+ * Runs `body` as the call's handler: headers go with the first message, the
+ * status (OK, or the ConnectError thrown, anything else being INTERNAL) in the
+ * trailers. Nothing is sent once the client has gone.
+ */
+export async function serveGrpcCall(
+  req: http2.Http2ServerRequest,
+  res: http2.Http2ServerResponse,
+  body: (call: GrpcCall) => Promise<void>,
+): Promise<void> {
+  const contentType = req.headers["content-type"] as string;
+  const aborted = new AbortController();
+  // The compat response reports itself finished on any close, so a flag says whether it was answered.
+  let answered = false;
+  const onClose = () => {
+    if (!answered) aborted.abort(new ConnectError("the client closed the stream before it ended", Code.Canceled));
+  };
+  res.once("close", onClose);
+  let deadline: NodeJS.Timeout | undefined;
+  const call: GrpcCall = {
+    signal: aborted.signal,
+    async send(parts) {
+      if (res.destroyed) throw aborted.signal.reason ?? new ConnectError("the client closed the stream before it ended", Code.Canceled);
+      if (!res.headersSent) res.writeHead(200, { "content-type": contentType });
+      let room = true;
+      for (const part of parts) room = res.write(part);
+      // connect-node's listener wrapper (listener.ts) emits 'drain' when a response closes unfinished.
+      if (!room) await new Promise((resolve) => res.once("drain", resolve));
+    },
+  };
+  let error: ConnectError | undefined;
+  try {
+    const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]) ?? null, MAX_TIMEOUT_MS);
+    if (timeout.error) throw timeout.error;
+    if (timeout.timeoutMs !== undefined) {
+      deadline = setTimeout(() => aborted.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+    }
+    await body(call);
+  } catch (err) {
+    error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal);
+  } finally {
+    // A handler that stops at its deadline ends quietly (a tail returns); the status still says why.
+    if (error === undefined && aborted.signal.reason instanceof ConnectError) error = aborted.signal.reason;
+    answered = true;
+    clearTimeout(deadline);
+    res.off("close", onClose);
+  }
+  if (res.destroyed || res.writableEnded) return;
+  if (!res.headersSent) res.writeHead(200, { "content-type": contentType });
+  const trailers: Record<string, string> = {};
+  setTrailerStatus(new Headers(), error).forEach((value, key) => {
+    trailers[key] = value;
+  });
+  res.addTrailers(trailers);
+  res.end();
+}
+
+/** The 5-byte gRPC frame header of an uncompressed message of `length` bytes. */
+export function frameHeader(length: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header[0] = 0;
+  header.writeUInt32BE(length, 1);
+  return header;
+}
+
+/** The length a frame header at `at` announces; refused when the frame is compressed or over the limit. */
+export function frameLength(bytes: Buffer, at: number, maxMessageBytes: number): number {
+  if (((bytes[at] as number) & 0x01) !== 0) {
+    throw new ConnectError("protocol error: received a compressed message without grpc-encoding", Code.InvalidArgument);
+  }
+  const length = bytes.readUInt32BE(at + 1);
+  if (length > maxMessageBytes) {
+    throw new ConnectError(
+      `message size ${length} is larger than limit ${maxMessageBytes} (limits.max_message_bytes)`,
+      Code.ResourceExhausted,
+    );
+  }
+  return length;
+}
