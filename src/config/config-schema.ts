@@ -171,6 +171,12 @@ export const tailSchema = z
       .int()
       .min(0)
       .default(4 * 1024 * 1024),
+    /** The same cache for all tailed tasks together; over it, the least recently written tasks lose their oldest bytes first. */
+    cache_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
   })
   .prefault({});
 

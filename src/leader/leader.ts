@@ -105,7 +105,7 @@ export async function startLeader(
   );
   const meta = new MetaStore(metaKv);
   const registry = new TaskRegistry(logStore);
-  const hub = new TailHub(config.tail.cache_bytes_per_task);
+  const hub = new TailHub(config.tail.cache_bytes_per_task, config.tail.cache_bytes);
   let archive: Archive | undefined;
   let sizeCap: TaskSizeCap | undefined;
   const queue = new CommitQueue(logKv, logStore, registry, {

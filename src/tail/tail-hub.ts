@@ -24,7 +24,24 @@ export class TailHub {
   private closed = false;
   private subscribers = 0;
 
-  constructor(private readonly cacheBytes: number) {}
+  /** Bytes cached for all tasks. */
+  private totalBytes = 0;
+
+  /**
+   * `cacheBytes` per tailed task and `maxTotalBytes` for all of them: without a
+   * total, 1,000 tailed tasks could each hold their whole share. Over the total,
+   * the tasks that published least recently lose their oldest bytes first; their
+   * subscribers, caught up at their last commit, rarely need them.
+   */
+  constructor(
+    private readonly cacheBytes: number,
+    private readonly maxTotalBytes = Number.POSITIVE_INFINITY,
+  ) {}
+
+  /** Bytes the cache holds for all tasks. */
+  get cachedBytes(): number {
+    return this.totalBytes;
+  }
 
   /** Subscribers of every task, for the metrics. */
   get subscriberCount(): number {
@@ -47,7 +64,10 @@ export class TailHub {
       left = true;
       this.subscribers--;
       t.subscribers--;
-      if (t.subscribers === 0) this.topics.delete(key);
+      if (t.subscribers === 0) {
+        this.topics.delete(key);
+        this.totalBytes -= t.recentBytes;
+      }
     };
   }
 
@@ -61,12 +81,27 @@ export class TailHub {
       const data = ownBytes(append.data);
       topic.recent.push(data === append.data ? append : { ...append, data });
       topic.recentBytes += data.length;
-      while (topic.recentBytes > this.cacheBytes && topic.recent.length > 1) {
-        const dropped = topic.recent.shift() as CommittedAppend;
-        topic.recentBytes -= dropped.data.length;
-      }
+      this.totalBytes += data.length;
+      while (topic.recentBytes > this.cacheBytes && topic.recent.length > 1) this.dropOldest(topic);
+      // The map's order is the order tasks last published in, which is what the total evicts by.
+      this.topics.delete(append.key);
+      this.topics.set(append.key, topic);
     }
+    if (this.totalBytes > this.maxTotalBytes) this.evictOverTotal();
     for (const key of states.keys()) this.wake(key);
+  }
+
+  private dropOldest(topic: Topic): void {
+    const dropped = topic.recent.shift() as CommittedAppend;
+    topic.recentBytes -= dropped.data.length;
+    this.totalBytes -= dropped.data.length;
+  }
+
+  private evictOverTotal(): void {
+    for (const topic of this.topics.values()) {
+      while (topic.recent.length > 0 && this.totalBytes > this.maxTotalBytes) this.dropOldest(topic);
+      if (this.totalBytes <= this.maxTotalBytes) return;
+    }
   }
 
   /** Whole records at `offset` from the cache, up to about `maxBytes`; undefined when not cached. */

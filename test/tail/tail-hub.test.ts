@@ -21,3 +21,30 @@ test("the cache of recent bytes holds copies of its pieces, not the larger buffe
   expect((hub.cached(key, 13, 1024) as Buffer).buffer).toBe(own.buffer);
   unsubscribe();
 });
+
+test("over the total budget the tasks written least recently lose their oldest bytes first; a task nobody tails gives its bytes back", () => {
+  const hub = new TailHub(1024, 3 * 100);
+  const keys = ["a", "b", "c"].map((t) => taskKey("run-1", t));
+  const unsubscribes = keys.map((key) => hub.subscribe(key));
+  const piece = (char: string) => Buffer.from(`${char.repeat(99)}\n`, "latin1");
+  const [a, b, c] = keys as [ReturnType<typeof taskKey>, ReturnType<typeof taskKey>, ReturnType<typeof taskKey>];
+  hub.publish([{ key: a, offset: 0, data: piece("a") }], new Map());
+  hub.publish([{ key: b, offset: 0, data: piece("b") }], new Map());
+  hub.publish([{ key: a, offset: 100, data: piece("a") }], new Map());
+  expect(hub.cachedBytes).toBe(300);
+  // Over the total: b wrote least recently, so its piece goes; a keeps both of its own.
+  hub.publish([{ key: c, offset: 0, data: piece("c") }], new Map());
+  expect(hub.cachedBytes).toBe(300);
+  expect(hub.cached(b, 0, 1024)).toBeUndefined();
+  expect(hub.cached(a, 0, 1024)?.length).toBe(200);
+  expect(hub.cached(c, 0, 1024)?.length).toBe(100);
+  // Then a is the least recent: its oldest piece goes first, its newest stays.
+  hub.publish([{ key: c, offset: 100, data: piece("c") }], new Map());
+  expect(hub.cached(a, 0, 1024)).toBeUndefined();
+  expect(hub.cached(a, 100, 1024)?.length).toBe(100);
+  expect(hub.cachedBytes).toBe(300);
+  unsubscribes[0]?.();
+  expect(hub.cachedBytes).toBe(200);
+  for (const unsubscribe of unsubscribes) unsubscribe();
+  expect(hub.cachedBytes).toBe(0);
+});
