@@ -11,8 +11,8 @@ import { ArchiveFlusher } from "./archive-flusher.js";
 import { ArchiveLedger } from "./archive-ledger.js";
 import { type ArchiveTarget, archiveTarget } from "./archive-settings.js";
 import { ArchiveTier } from "./archive-tier.js";
+import { LazyS3Backend } from "./lazy-s3-backend.js";
 import { LocalBackend } from "./local-backend.js";
-import { S3Backend } from "./s3-backend.js";
 
 export interface ArchiveDeps {
   logKv: KvStore;
@@ -83,5 +83,5 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
 export function createBackend(target: ArchiveTarget, config: LogStorageConfig, signal: AbortSignal): ArchiveBackend {
   const retry = { attempts: config.retry_attempts, initialMs: config.retry_initial_ms, maxMs: config.retry_max_ms };
   if (target.type === "local") return new LocalBackend(target.path, retry, signal);
-  return new S3Backend(target, { retry, requestTimeoutMs: config.request_timeout_ms, signal });
+  return new LazyS3Backend(target, { retry, requestTimeoutMs: config.request_timeout_ms, signal });
 }

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import type { ArchiveBackend } from "../archive/archive-backend.js";
+import { LazyS3Backend } from "../archive/lazy-s3-backend.js";
 import { LocalBackend } from "../archive/local-backend.js";
-import { S3Backend } from "../archive/s3-backend.js";
 
 /** Where a backup is written or read: a directory, or an S3 bucket and prefix. */
 export interface BackupTarget {
@@ -53,7 +53,7 @@ export function openBackupTarget(location: string, options: OpenTargetOptions = 
   const endpoint = options.s3?.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
   // S3-compatible stores ignore the region but the SDK insists on one.
   const region = options.s3?.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint !== undefined ? "us-east-1" : undefined);
-  const backend = new S3Backend(
+  const backend = new LazyS3Backend(
     { type: "s3", bucket, prefix, region, endpoint, forcePathStyle: endpoint !== undefined, credentials: undefined, sse: undefined },
     { retry: RETRY, requestTimeoutMs: REQUEST_TIMEOUT_MS, signal },
   );

@@ -12,6 +12,9 @@ import { registerTail } from "./commands/tail-command.js";
 import { registerTokens } from "./commands/tokens-command.js";
 import { registerConnectionOptions, useConnectionFlags } from "./leader-connection.js";
 
+// Each command loads what its action needs when it runs (the leader, the stores, backups): `joblog run`,
+// which wraps every CI step, should not start RocksDB, pino and the metrics to forward a few lines.
+
 const defaultLeader = process.env.JOBLOG_LEADER || DEFAULT_LEADER;
 
 const program = new Command("joblog")

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import type { EncryptionConfig } from "../config/config-schema.js";
 import type { KvStore } from "../store/kv-store.js";
-import { AwsKeyProvider, type KmsCallOutcome } from "./aws-key-provider.js";
+import type { KmsCallOutcome } from "./aws-key-provider.js";
 import type { KeyProvider } from "./key-provider.js";
 import { LocalKeyProvider } from "./local-key-provider.js";
 import { hasStoredDataKeys, type KeyOutage, RunKeys } from "./run-keys.js";
@@ -40,6 +40,8 @@ export async function openKeyProvider(
   onKmsCall?: (operation: string, outcome: KmsCallOutcome) => void,
 ): Promise<{ provider: KeyProvider; close(): void; probe?: (signal: AbortSignal) => Promise<void> }> {
   if (config.provider === "aws") {
+    // Loaded only when configured: @aws-sdk/client-kms is a large part of the program's memory and start.
+    const { AwsKeyProvider } = await import("./aws-key-provider.js");
     const aws = new AwsKeyProvider({
       keyId: config.aws.key_id,
       region: config.aws.region || undefined,

@@ -2,8 +2,6 @@ import { resolve } from "node:path";
 import type { Command } from "commander";
 import type { BackupProgress } from "../../backup/backup-progress.js";
 import { type BackupTarget, openBackupTarget, type S3Access } from "../../backup/backup-target.js";
-import { verifyBackup } from "../../backup/read-backup.js";
-import { backupDataDir } from "../../backup/store-backup.js";
 import { loadConfig } from "../../config/load-config.js";
 import { parseCount } from "../cli-values.js";
 import { leaderClient } from "../leader-connection.js";
@@ -60,6 +58,7 @@ export function registerBackup(program: Command, defaultLeader: string): void {
       if (opts.data !== undefined) {
         const dataDir = opts.data;
         summary = await withTarget(to, opts, async (target) => {
+          const { backupDataDir } = await import("../../backup/store-backup.js");
           const m = await backupDataDir(dataDir, target, { partBytes, onProgress: (p) => line.update(p) });
           return { ...m.totals, keyIds: m.key_ids, where: target.description };
         });
@@ -89,6 +88,7 @@ export function registerBackup(program: Command, defaultLeader: string): void {
     const started = Date.now();
     const manifest = await withTarget(opts.from, opts, async (target) => {
       try {
+        const { verifyBackup } = await import("../../backup/read-backup.js");
         return await verifyBackup(target, { onProgress: (p) => line.update(p) });
       } finally {
         line.done();

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/load-config.js";
-import { rotateKeysOffline } from "../../keys/offline-rotation.js";
 import { leaderClient } from "../leader-connection.js";
 
 export function registerKeys(program: Command, defaultLeader: string): void {
@@ -20,6 +19,7 @@ export function registerKeys(program: Command, defaultLeader: string): void {
           file: opts.config || process.env.JOBLOG_CONFIG || undefined,
           overrides: { "server.data_dir": opts.data },
         });
+        const { rotateKeysOffline } = await import("../../keys/offline-rotation.js");
         result = await rotateKeysOffline(config);
       } else {
         const client = leaderClient(opts.leader);

@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../config/load-config.js";
-import { startLeader } from "../../leader/leader.js";
 
 export function registerLeader(program: Command): void {
   program
@@ -15,6 +14,7 @@ export function registerLeader(program: Command): void {
         file: opts.config || process.env.JOBLOG_CONFIG || undefined,
         overrides: { "server.data_dir": opts.data, "server.listen": opts.listen, "auth.insecure_no_auth": opts.insecureNoAuth },
       });
+      const { startLeader } = await import("../../leader/leader.js");
       const leader = await startLeader(config);
       const scheme = config.server.tls ? (config.server.tls.client_ca_file ? "TLS, client certificates required" : "TLS") : "cleartext";
       const auth = config.auth.tokens.length > 0 ? `${config.auth.tokens.length} token(s)` : "no auth";

@@ -1,6 +1,5 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import { restoreBackup } from "../../backup/restore-backup.js";
 import { createProgressLine, describeThroughput } from "../progress-line.js";
 import { configFor, withS3Options, withTarget } from "./backup-command.js";
 
@@ -21,6 +20,7 @@ export function registerRestore(program: Command): void {
     const started = Date.now();
     const manifest = await withTarget(opts.from, opts, async (target) => {
       try {
+        const { restoreBackup } = await import("../../backup/restore-backup.js");
         return await restoreBackup(target, {
           dataDir: config.server.data_dir,
           encryption: config.encryption,
