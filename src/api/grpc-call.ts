@@ -1,5 +1,6 @@
 import type http from "node:http";
 import type http2 from "node:http2";
+import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 
@@ -114,4 +115,57 @@ export function frameLength(bytes: Buffer, at: number, maxMessageBytes: number):
     );
   }
   return length;
+}
+
+/** The one message of a call with a single request: the whole body, which must be exactly one frame. */
+export function readSingleMessage(req: http2.Http2ServerRequest, maxMessageBytes: number, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const done = (err: unknown, body?: Buffer) => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      signal.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve(body as Buffer);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      bytes += chunk.length;
+      if (bytes > maxMessageBytes + FRAME_HEADER_BYTES) {
+        done(
+          new ConnectError(
+            `message size ${bytes} is larger than limit ${maxMessageBytes} (limits.max_message_bytes)`,
+            Code.ResourceExhausted,
+          ),
+        );
+      }
+    };
+    const onEnd = () => {
+      const body = Buffer.concat(chunks, bytes);
+      try {
+        if (body.length < FRAME_HEADER_BYTES) throw new ConnectError("protocol error: missing request message", Code.InvalidArgument);
+        const length = frameLength(body, 0, maxMessageBytes);
+        if (body.length !== FRAME_HEADER_BYTES + length) {
+          throw new ConnectError("protocol error: expected exactly one request message", Code.InvalidArgument);
+        }
+        done(undefined, body.subarray(FRAME_HEADER_BYTES));
+      } catch (err) {
+        done(err);
+      }
+    };
+    const onAbort = () => done(signal.reason);
+    req.on("data", onData);
+    req.once("end", onEnd);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** A request message; INVALID_ARGUMENT naming the message when the bytes are not one. */
+export function decodeRequest<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (err) {
+    throw new ConnectError(`cannot decode the ${schema.name}: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+  }
 }

@@ -1,9 +1,10 @@
 import type http2 from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LogService, type PushRequest, PushRequestSchema, type PushResponse, PushResponseSchema } from "../../gen/joblog/v1/log_pb.js";
 import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
 import {
+  decodeRequest,
   FRAME_HEADER_BYTES,
   frameHeader,
   frameLength,
@@ -169,12 +170,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
   };
 
   private deliver(bytes: Buffer): void {
-    let message: PushRequest;
-    try {
-      message = fromBinary(PushRequestSchema, bytes);
-    } catch (err) {
-      throw new ConnectError(`cannot decode the PushRequest: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
-    }
+    const message = decodeRequest(PushRequestSchema, bytes);
     if (!this.check) {
       this.enqueue(message);
       return;

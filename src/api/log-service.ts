@@ -8,6 +8,7 @@ import {
   OpenTaskResponseSchema,
   type PushRequest,
   type PushResponse,
+  type ReadRequest,
   ReadResponseSchema,
   type TailRequest,
   TailResponseSchema,
@@ -101,6 +102,21 @@ export function createTailRpc(deps: LogServiceDeps): (req: TailRequest, signal: 
   };
 }
 
+/** Read as the LogService serves it, errors mapped; also served by the gRPC route (grpc-read-route.ts). */
+export function createReadRpc(deps: LogServiceDeps): (req: ReadRequest) => Promise<LogRead> {
+  return async (req) => {
+    try {
+      const run = requireId("run_id", req.runId);
+      const task = requireId("task", req.task);
+      const limit = deps.limits.read_max_bytes;
+      const maxBytes = req.maxBytes === 0 ? limit : Math.min(req.maxBytes, limit);
+      return await deps.reader.read(run, task, offsetOf(req.offset), maxBytes);
+    } catch (err) {
+      throw toConnectError(err, deps.log);
+    }
+  };
+}
+
 /** The LogService implementation: validation at the edge, errors mapped in one place. */
 export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogService> {
   const fail = (err: unknown) => toConnectError(err, deps.log);
@@ -115,6 +131,7 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
     };
 
   const tailRpc = createTailRpc(deps);
+  const readRpc = createReadRpc(deps);
   return {
     openTask: unary(async (req) => {
       const opened = await deps.directory.openTask(taskRefInput(req.task));
@@ -138,12 +155,8 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
       }
     },
 
-    read: unary(async (req) => {
-      const run = requireId("run_id", req.runId);
-      const task = requireId("task", req.task);
-      const limit = deps.limits.read_max_bytes;
-      const maxBytes = req.maxBytes === 0 ? limit : Math.min(req.maxBytes, limit);
-      const r = await deps.reader.read(run, task, offsetOf(req.offset), maxBytes);
+    async read(req) {
+      const r = await readRpc(req);
       return create(ReadResponseSchema, {
         offset: BigInt(r.offset),
         data: r.data,
@@ -151,7 +164,7 @@ export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogSe
         length: BigInt(r.length),
         complete: r.complete,
       });
-    }),
+    },
 
     listRuns: unary(async (req) => {
       const workspace = req.workspace === "" ? undefined : requireId("workspace", req.workspace);

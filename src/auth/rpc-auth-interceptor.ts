@@ -67,21 +67,23 @@ export interface StreamAdmission<M> {
 }
 
 /**
- * The interceptor's checks for a Push or Tail stream served without connect-node
- * (grpc-routes): the token and its role, the stream limits, and, for a scoped
- * token, the scope of each message that names another run than the last.
+ * The interceptor's checks for a LogService call served without connect-node
+ * (the gRPC routes in src/api): the token and its role, the stream limits for
+ * Push and Tail, and, for a scoped token, the scope of each message that names
+ * another run than the last.
  */
-export function admitStream(
+export function admitRpc(
   access: AccessControl,
   quota: StreamQuota,
-  kind: StreamKind,
+  method: "Push" | "Tail" | "Read",
   authorization: string | undefined,
 ): StreamAdmission<ScopedFields> {
-  const name = kind === "push" ? "joblog.v1.LogService/Push" : "joblog.v1.LogService/Tail";
-  const [service, method] = name.split("/") as [string, string];
+  const service = "joblog.v1.LogService";
+  const name = `${service}/${method}`;
   const rule = rpcRule(service, method);
   const principal = access.authenticate(authorization, rule.need, name);
-  const release = quota.acquire(kind, principal);
+  const kind = COUNTED[name];
+  const release = kind === undefined ? () => {} : quota.acquire(kind, principal);
   if (!isScoped(principal)) return { release };
   let lastRun: string | undefined;
   return {

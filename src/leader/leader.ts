@@ -8,18 +8,19 @@ import { LogService } from "../../gen/joblog/v1/log_pb.js";
 import { createAdminService } from "../api/admin-service.js";
 import { createLogStreamUpgrade } from "../api/compat-websocket.js";
 import { grpcPushRoute } from "../api/grpc-push-route.js";
+import { grpcReadRoute } from "../api/grpc-read-route.js";
 import { grpcTailRoute } from "../api/grpc-tail-route.js";
 import { createHealthService } from "../api/health-service.js";
 import { createHttpRoutes } from "../api/http-routes.js";
 import { listen, type RequestHandler } from "../api/listener.js";
-import { createLogService, createPushRpc, createTailRpc } from "../api/log-service.js";
+import { createLogService, createPushRpc, createReadRpc, createTailRpc } from "../api/log-service.js";
 import { registerServerReflection } from "../api/server-reflection.js";
 import { createUiAssets, DEFAULT_UI_DIR } from "../api/ui-assets.js";
 import { type Archive, openArchive } from "../archive/open-archive.js";
 import { AccessControl } from "../auth/access-control.js";
 import { gateHttpRoutes, gateUpgrade } from "../auth/http-auth-gate.js";
 import { checkListenPolicy } from "../auth/listen-policy.js";
-import { admitStream, createRpcAuthInterceptor } from "../auth/rpc-auth-interceptor.js";
+import { admitRpc, createRpcAuthInterceptor } from "../auth/rpc-auth-interceptor.js";
 import { StreamQuota } from "../auth/stream-quota.js";
 import { readTlsFiles } from "../auth/tls-files.js";
 import type { JoblogConfig } from "../config/config-schema.js";
@@ -232,17 +233,22 @@ export async function startLeader(
     }),
     log,
   );
-  // Push and Tail over plain gRPC (workers, the CLI) skip connect-node's per-message stages;
-  // every other call, and these over Connect or gRPC-Web, go through it.
+  // Push, Tail and Read over plain gRPC (workers, the CLI) skip connect-node's per-message stages
+  // and copies; every other call, and these over Connect or gRPC-Web, go through it.
   const grpcRoutes = [
     grpcPushRoute({
       push: createPushRpc(serviceDeps),
-      admit: (authorization) => admitStream(access, quota, "push", authorization),
+      admit: (authorization) => admitRpc(access, quota, "Push", authorization),
       maxMessageBytes: config.limits.max_message_bytes,
     }),
     grpcTailRoute({
       tail: createTailRpc(serviceDeps),
-      admit: (authorization) => admitStream(access, quota, "tail", authorization),
+      admit: (authorization) => admitRpc(access, quota, "Tail", authorization),
+      maxMessageBytes: config.limits.max_message_bytes,
+    }),
+    grpcReadRoute({
+      read: createReadRpc(serviceDeps),
+      admit: (authorization) => admitRpc(access, quota, "Read", authorization),
       maxMessageBytes: config.limits.max_message_bytes,
     }),
   ];
