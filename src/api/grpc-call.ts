@@ -3,9 +3,10 @@ import type http2 from "node:http2";
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
 
 /**
- * One gRPC call served without connect-node (grpc-routes.ts): the framing and
+ * gRPC calls served without connect-node (the Push, Tail and Read routes): the framing and
  * status of the gRPC protocol over a Node HTTP/2 request, the way connect-node
  * answers them, for the hot RPCs whose per-message cost matters.
  */
@@ -19,11 +20,51 @@ export const FRAME_HEADER_BYTES = 5;
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** A gRPC call on `path` with protobuf messages and no message compression: one the routes can serve. */
-export function isPlainGrpcCall(req: HttpRequest, path: string): req is http2.Http2ServerRequest {
+function isPlainGrpcCall(req: HttpRequest, path: string): req is http2.Http2ServerRequest {
   if (req.httpVersionMajor !== 2 || req.method !== "POST" || req.url !== path) return false;
   if (!GRPC_CONTENT_TYPE.test(req.headers["content-type"] ?? "")) return false;
   const encoding = req.headers["grpc-encoding"];
   return encoding === undefined || encoding === "identity";
+}
+
+/** A handler that serves its gRPC calls and returns false for any other request. */
+export type GrpcRoute = (req: HttpRequest, res: HttpResponse) => boolean;
+
+/** What every gRPC route is given besides its handler. */
+export interface GrpcRouteOptions<M> {
+  /** Authenticates the caller and, for a stream, counts it (throws a ConnectError to refuse it). */
+  admit(authorization: string | undefined): StreamAdmission<M>;
+  maxMessageBytes: number;
+}
+
+/** The route serving `path`: `body` runs as the call's handler (serveGrpcCall). */
+export function grpcRoute(path: string, body: (req: http2.Http2ServerRequest, call: GrpcCall) => Promise<void>): GrpcRoute {
+  return (req, res) => {
+    if (!isPlainGrpcCall(req, path)) return false;
+    void serveGrpcCall(req, res as http2.Http2ServerResponse, (call) => body(req, call));
+    return true;
+  };
+}
+
+/**
+ * The one request of a Tail or Read call, admitted and scope-checked; `release`
+ * gives back its place under the stream limits once the call is done.
+ */
+export async function admittedRequest<Desc extends DescMessage>(
+  req: http2.Http2ServerRequest,
+  call: GrpcCall,
+  schema: Desc,
+  options: GrpcRouteOptions<MessageShape<Desc>>,
+): Promise<{ request: MessageShape<Desc>; release(): void }> {
+  const admission = options.admit(headerValue(req.headers.authorization));
+  try {
+    const request = decodeRequest(schema, await readSingleMessage(req, options.maxMessageBytes, call.signal));
+    await admission.check?.(request);
+    return { request, release: admission.release };
+  } catch (err) {
+    admission.release();
+    throw err;
+  }
 }
 
 export function headerValue(value: string | string[] | undefined): string | undefined {
@@ -42,7 +83,7 @@ export interface GrpcCall {
  * status (OK, or the ConnectError thrown, anything else being INTERNAL) in the
  * trailers. Nothing is sent once the client has gone.
  */
-export async function serveGrpcCall(
+async function serveGrpcCall(
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
   body: (call: GrpcCall) => Promise<void>,
@@ -118,7 +159,7 @@ export function frameLength(bytes: Buffer, at: number, maxMessageBytes: number):
 }
 
 /** The one message of a call with a single request: the whole body, which must be exactly one frame. */
-export function readSingleMessage(req: http2.Http2ServerRequest, maxMessageBytes: number, signal: AbortSignal): Promise<Buffer> {
+function readSingleMessage(req: http2.Http2ServerRequest, maxMessageBytes: number, signal: AbortSignal): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;

@@ -2,17 +2,15 @@ import type http2 from "node:http2";
 import { toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { LogService, type PushRequest, PushRequestSchema, type PushResponse, PushResponseSchema } from "../../gen/joblog/v1/log_pb.js";
-import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
 import {
   decodeRequest,
   FRAME_HEADER_BYTES,
   frameHeader,
   frameLength,
-  type HttpRequest,
-  type HttpResponse,
+  type GrpcRoute,
+  type GrpcRouteOptions,
+  grpcRoute,
   headerValue,
-  isPlainGrpcCall,
-  serveGrpcCall,
 } from "./grpc-call.js";
 
 /**
@@ -33,31 +31,23 @@ const PATH = `/${LogService.typeName}/${LogService.method.push.name}`;
 /** Decoded messages held ahead of the handler before the stream stops reading (HTTP/2 flow control then holds the client). */
 const QUEUED_MESSAGES = 4;
 
-export interface GrpcPushOptions {
+export interface GrpcPushOptions extends GrpcRouteOptions<PushRequest> {
   /** The LogService's Push, errors already mapped to ConnectError. */
   push(requests: AsyncIterable<PushRequest>, ctx: { signal: AbortSignal }): Promise<PushResponse>;
-  /** Authenticates and counts the stream (throws a ConnectError to refuse it). */
-  admit(authorization: string | undefined): StreamAdmission<PushRequest>;
-  maxMessageBytes: number;
 }
 
-/** A handler that serves gRPC Push calls and returns false for any other request. */
-export function grpcPushRoute(options: GrpcPushOptions): (req: HttpRequest, res: HttpResponse) => boolean {
-  return (req, res) => {
-    if (!isPlainGrpcCall(req, PATH)) return false;
-    void serveGrpcCall(req, res as http2.Http2ServerResponse, async (call) => {
-      const admission = options.admit(headerValue(req.headers.authorization));
-      const messages = new GrpcMessages(req, options.maxMessageBytes, call.signal, admission.check);
-      try {
-        const response = toBinary(PushResponseSchema, await options.push(messages, { signal: call.signal }));
-        await call.send([frameHeader(response.byteLength), response]);
-      } finally {
-        messages.close();
-        admission.release();
-      }
-    });
-    return true;
-  };
+export function grpcPushRoute(options: GrpcPushOptions): GrpcRoute {
+  return grpcRoute(PATH, async (req, call) => {
+    const admission = options.admit(headerValue(req.headers.authorization));
+    const messages = new GrpcMessages(req, options.maxMessageBytes, call.signal, admission.check);
+    try {
+      const response = toBinary(PushResponseSchema, await options.push(messages, { signal: call.signal }));
+      await call.send([frameHeader(response.byteLength), response]);
+    } finally {
+      messages.close();
+      admission.release();
+    }
+  });
 }
 
 /**

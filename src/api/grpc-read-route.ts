@@ -1,16 +1,6 @@
-import type http2 from "node:http2";
 import { LogService, type ReadRequest, ReadRequestSchema } from "../../gen/joblog/v1/log_pb.js";
-import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
 import type { LogRead } from "../read/log-reader.js";
-import {
-  decodeRequest,
-  type HttpRequest,
-  type HttpResponse,
-  headerValue,
-  isPlainGrpcCall,
-  readSingleMessage,
-  serveGrpcCall,
-} from "./grpc-call.js";
+import { admittedRequest, type GrpcRoute, type GrpcRouteOptions, grpcRoute } from "./grpc-call.js";
 import { framedMessageParts } from "./grpc-message-parts.js";
 
 /**
@@ -23,26 +13,20 @@ import { framedMessageParts } from "./grpc-message-parts.js";
 
 const PATH = `/${LogService.typeName}/${LogService.method.read.name}`;
 
-export interface GrpcReadOptions {
+export interface GrpcReadOptions extends GrpcRouteOptions<ReadRequest> {
   /** The LogService's Read as a log read, errors already mapped to ConnectError. */
   read(request: ReadRequest): Promise<LogRead>;
-  /** Authenticates the caller (throws a ConnectError to refuse it). */
-  admit(authorization: string | undefined): StreamAdmission<ReadRequest>;
-  maxMessageBytes: number;
 }
 
-/** A handler that serves gRPC Read calls and returns false for any other request. */
-export function grpcReadRoute(options: GrpcReadOptions): (req: HttpRequest, res: HttpResponse) => boolean {
-  return (req, res) => {
-    if (!isPlainGrpcCall(req, PATH)) return false;
-    void serveGrpcCall(req, res as http2.Http2ServerResponse, async (call) => {
-      const admission = options.admit(headerValue(req.headers.authorization));
-      const request = decodeRequest(ReadRequestSchema, await readSingleMessage(req, options.maxMessageBytes, call.signal));
-      await admission.check?.(request);
+export function grpcReadRoute(options: GrpcReadOptions): GrpcRoute {
+  return grpcRoute(PATH, async (req, call) => {
+    const { request, release } = await admittedRequest(req, call, ReadRequestSchema, options);
+    try {
       await call.send(readResponseParts(await options.read(request)));
-    });
-    return true;
-  };
+    } finally {
+      release();
+    }
+  });
 }
 
 /** A ReadResponse framed for gRPC, its log bytes not copied (framedMessageParts). */

@@ -1,16 +1,6 @@
-import type http2 from "node:http2";
 import { LogService, type TailRequest, TailRequestSchema } from "../../gen/joblog/v1/log_pb.js";
-import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
 import type { LogRead } from "../read/log-reader.js";
-import {
-  decodeRequest,
-  type HttpRequest,
-  type HttpResponse,
-  headerValue,
-  isPlainGrpcCall,
-  readSingleMessage,
-  serveGrpcCall,
-} from "./grpc-call.js";
+import { admittedRequest, type GrpcRoute, type GrpcRouteOptions, grpcRoute } from "./grpc-call.js";
 import { framedMessageParts } from "./grpc-message-parts.js";
 
 /**
@@ -24,30 +14,20 @@ import { framedMessageParts } from "./grpc-message-parts.js";
 
 const PATH = `/${LogService.typeName}/${LogService.method.tail.name}`;
 
-export interface GrpcTailOptions {
+export interface GrpcTailOptions extends GrpcRouteOptions<TailRequest> {
   /** The LogService's Tail as log reads, errors already mapped to ConnectError. */
   tail(request: TailRequest, signal: AbortSignal): AsyncIterable<LogRead>;
-  /** Authenticates and counts the subscriber (throws a ConnectError to refuse it). */
-  admit(authorization: string | undefined): StreamAdmission<TailRequest>;
-  maxMessageBytes: number;
 }
 
-/** A handler that serves gRPC Tail calls and returns false for any other request. */
-export function grpcTailRoute(options: GrpcTailOptions): (req: HttpRequest, res: HttpResponse) => boolean {
-  return (req, res) => {
-    if (!isPlainGrpcCall(req, PATH)) return false;
-    void serveGrpcCall(req, res as http2.Http2ServerResponse, async (call) => {
-      const admission = options.admit(headerValue(req.headers.authorization));
-      try {
-        const request = decodeRequest(TailRequestSchema, await readSingleMessage(req, options.maxMessageBytes, call.signal));
-        await admission.check?.(request);
-        for await (const read of options.tail(request, call.signal)) await call.send(tailResponseParts(read));
-      } finally {
-        admission.release();
-      }
-    });
-    return true;
-  };
+export function grpcTailRoute(options: GrpcTailOptions): GrpcRoute {
+  return grpcRoute(PATH, async (req, call) => {
+    const { request, release } = await admittedRequest(req, call, TailRequestSchema, options);
+    try {
+      for await (const read of options.tail(request, call.signal)) await call.send(tailResponseParts(read));
+    } finally {
+      release();
+    }
+  });
 }
 
 /** A TailResponse framed for gRPC, its log bytes not copied (framedMessageParts). */

@@ -234,8 +234,9 @@ export async function startLeader(
     log,
   );
   // Push, Tail and Read over plain gRPC (workers, the CLI) skip connect-node's per-message stages
-  // and copies; every other call, and these over Connect or gRPC-Web, go through it.
-  const grpcRoutes = [
+  // and copies; every other call, and these over Connect or gRPC-Web, go through it. The routes never
+  // compress: with response compression configured, connect-node serves everything.
+  const grpcRoutes = config.server.compression === "gzip" ? [] : [
     grpcPushRoute({
       push: createPushRpc(serviceDeps),
       admit: (authorization) => admitRpc(access, quota, "Push", authorization),
