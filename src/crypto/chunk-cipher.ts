@@ -29,6 +29,8 @@ export interface SealingKey {
 export interface ChunkKeySource {
   /** Makes a run's current data key ready for sealing (fetching or creating it). */
   prepareWrite(run: string): Promise<SealingKey>;
+  /** The run's key when it is ready without waiting (cached, with room in its nonce budget): prepareWrite's fast path. */
+  readyToWrite?(run: string): SealingKey | undefined;
   /** The data key that sealed a run's chunks of one generation. */
   openingKey(run: string, generation: number): Promise<Buffer>;
 }

@@ -156,11 +156,15 @@ export class RunKeys implements ChunkKeySource {
     return { rewrapped, unchanged };
   }
 
-  private prepare(run: string, create: EncryptionContext | undefined): Promise<SealingKey> {
+  readyToWrite(run: string): SealingKey | undefined {
     const writer = this.writers.get(run);
-    if (writer && this.headroom(writer) <= Math.min(writer.reserved, this.maxChunks)) {
-      return Promise.resolve(this.sealingKey(run, writer));
-    }
+    if (writer && this.headroom(writer) <= Math.min(writer.reserved, this.maxChunks)) return this.sealingKey(run, writer);
+    return undefined;
+  }
+
+  private prepare(run: string, create: EncryptionContext | undefined): Promise<SealingKey> {
+    const ready = this.readyToWrite(run);
+    if (ready) return Promise.resolve(ready);
     return this.once(`write:${run}`, async () => {
       try {
         const ready = await this.loadWriter(run, create);

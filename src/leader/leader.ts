@@ -236,23 +236,26 @@ export async function startLeader(
   // Push, Tail and Read over plain gRPC (workers, the CLI) skip connect-node's per-message stages
   // and copies; every other call, and these over Connect or gRPC-Web, go through it. The routes never
   // compress: with response compression configured, connect-node serves everything.
-  const grpcRoutes = config.server.compression === "gzip" ? [] : [
-    grpcPushRoute({
-      push: createPushRpc(serviceDeps),
-      admit: (authorization) => admitRpc(access, quota, "Push", authorization),
-      maxMessageBytes: config.limits.max_message_bytes,
-    }),
-    grpcTailRoute({
-      tail: createTailRpc(serviceDeps),
-      admit: (authorization) => admitRpc(access, quota, "Tail", authorization),
-      maxMessageBytes: config.limits.max_message_bytes,
-    }),
-    grpcReadRoute({
-      read: createReadRpc(serviceDeps),
-      admit: (authorization) => admitRpc(access, quota, "Read", authorization),
-      maxMessageBytes: config.limits.max_message_bytes,
-    }),
-  ];
+  const grpcRoutes =
+    config.server.compression === "gzip"
+      ? []
+      : [
+          grpcPushRoute({
+            push: createPushRpc(serviceDeps),
+            admit: (authorization) => admitRpc(access, quota, "Push", authorization),
+            maxMessageBytes: config.limits.max_message_bytes,
+          }),
+          grpcTailRoute({
+            tail: createTailRpc(serviceDeps),
+            admit: (authorization) => admitRpc(access, quota, "Tail", authorization),
+            maxMessageBytes: config.limits.max_message_bytes,
+          }),
+          grpcReadRoute({
+            read: createReadRpc(serviceDeps),
+            admit: (authorization) => admitRpc(access, quota, "Read", authorization),
+            maxMessageBytes: config.limits.max_message_bytes,
+          }),
+        ];
   // Counts requests until their response is closed, so shutdown can let every stream send its final status.
   const requests = new ActiveCount();
   const tracked: RequestHandler = (req, res) => {

@@ -63,6 +63,11 @@ export class LogReader {
     throw notFound(`task ${task} not found in run ${run}`);
   }
 
+  /** The state the registry holds for a found log now, without a read; undefined when it must be loaded (state()). */
+  cachedState(found: FoundLog): TaskLogState | undefined {
+    return found.tier === "legacy" ? undefined : this.registry.peek(found.key);
+  }
+
   async read(run: string, task: string, offset: number, maxBytes: number): Promise<LogRead> {
     return this.readAt(await this.state(run, task), offset, maxBytes);
   }

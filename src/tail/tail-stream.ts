@@ -43,14 +43,15 @@ export async function* tailLog(reader: LogReader, hub: TailHub, options: TailOpt
       } else {
         // Subscribe-then-check: a commit landing between the check and the wait still wakes us.
         const changed = hub.changed(first.key, stop);
-        const latest = (await reader.state(run, task)).state;
+        // From the registry's memory when it has the task: no read, no promise (twice a turn, per subscriber).
+        const latest = reader.cachedState(first) ?? (await reader.state(run, task)).state;
         if (latest !== state) {
           state = latest;
           continue;
         }
         await changed;
       }
-      state = (await reader.state(run, task)).state;
+      state = reader.cachedState(first) ?? (await reader.state(run, task)).state;
     }
   } finally {
     unsubscribe();
