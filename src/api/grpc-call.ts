@@ -4,6 +4,7 @@ import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/proto
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { StreamAdmission } from "../auth/rpc-auth-interceptor.js";
+import { type ErrorLogger, toConnectError } from "./error-mapping.js";
 
 /**
  * gRPC calls served without connect-node (the Push, Tail and Read routes): the framing and
@@ -35,13 +36,19 @@ export interface GrpcRouteOptions<M> {
   /** Authenticates the caller and, for a stream, counts it (throws a ConnectError to refuse it). */
   admit(authorization: string | undefined): StreamAdmission<M>;
   maxMessageBytes: number;
+  /** Where a failure that is not a ConnectError (a fault of the route itself) is reported before it is answered INTERNAL. */
+  log: ErrorLogger;
 }
 
 /** The route serving `path`: `body` runs as the call's handler (serveGrpcCall). */
-export function grpcRoute(path: string, body: (req: http2.Http2ServerRequest, call: GrpcCall) => Promise<void>): GrpcRoute {
+export function grpcRoute(
+  path: string,
+  log: ErrorLogger,
+  body: (req: http2.Http2ServerRequest, call: GrpcCall) => Promise<void>,
+): GrpcRoute {
   return (req, res) => {
     if (!isPlainGrpcCall(req, path)) return false;
-    void serveGrpcCall(req, res as http2.Http2ServerResponse, (call) => body(req, call));
+    void serveGrpcCall(req, res as http2.Http2ServerResponse, log, (call) => body(req, call));
     return true;
   };
 }
@@ -86,6 +93,7 @@ export interface GrpcCall {
 async function serveGrpcCall(
   req: http2.Http2ServerRequest,
   res: http2.Http2ServerResponse,
+  log: ErrorLogger,
   body: (call: GrpcCall) => Promise<void>,
 ): Promise<void> {
   const contentType = req.headers["content-type"] as string;
@@ -117,7 +125,7 @@ async function serveGrpcCall(
     }
     await body(call);
   } catch (err) {
-    error = err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal);
+    error = toConnectError(err, log);
   } finally {
     // A handler that stops at its deadline ends quietly (a tail returns); the status still says why.
     if (error === undefined && aborted.signal.reason instanceof ConnectError) error = aborted.signal.reason;

@@ -37,7 +37,7 @@ export interface GrpcPushOptions extends GrpcRouteOptions<PushRequest> {
 }
 
 export function grpcPushRoute(options: GrpcPushOptions): GrpcRoute {
-  return grpcRoute(PATH, async (req, call) => {
+  return grpcRoute(PATH, options.log, async (req, call) => {
     const admission = options.admit(headerValue(req.headers.authorization));
     const messages = new GrpcMessages(req, options.maxMessageBytes, call.signal, admission.check);
     try {
@@ -63,7 +63,9 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
   private ended = false;
   /** The handler is done with the stream. */
   private closed = false;
-  private failure: ConnectError | undefined;
+  /** Why the stream cannot go on; the handler maps it to a status (and logs what is not a ConnectError). */
+  private failure: unknown;
+  private failed = false;
   /** The frame being assembled: its header bytes so far, then its message bytes. */
   private readonly header = Buffer.alloc(FRAME_HEADER_BYTES);
   private headerFill = 0;
@@ -94,7 +96,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
       if (this.queue.length < QUEUED_MESSAGES && this.req.isPaused()) this.req.resume();
       return Promise.resolve({ done: false, value: message });
     }
-    if (this.failure) return Promise.reject(this.failure);
+    if (this.failed) return Promise.reject(this.failure);
     if (this.closed || (this.ended && this.pendingChecks === 0)) return Promise.resolve({ done: true, value: undefined });
     if (this.req.isPaused()) this.req.resume();
     return new Promise((resolve, reject) => {
@@ -120,7 +122,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    if (this.failure) return;
+    if (this.failed) return;
     try {
       let at = 0;
       while (at < chunk.length) {
@@ -155,7 +157,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
         }
       }
     } catch (err) {
-      this.fail(err instanceof ConnectError ? err : new ConnectError(String(err), Code.InvalidArgument));
+      this.fail(err);
     }
   };
 
@@ -177,13 +179,13 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
         },
         (err: unknown) => {
           this.pendingChecks--;
-          this.fail(err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal));
+          this.fail(err);
         },
       );
   }
 
   private enqueue(message: PushRequest): void {
-    if (this.failure || this.closed) return;
+    if (this.failed || this.closed) return;
     const waiter = this.waiter;
     if (waiter) {
       this.waiter = undefined;
@@ -206,7 +208,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
   /** Ends a waiting next(): every message was delivered. */
   private finishWaiter(): void {
     const waiter = this.waiter;
-    if (!waiter || this.queue.length > 0 || this.failure) return;
+    if (!waiter || this.queue.length > 0 || this.failed) return;
     this.waiter = undefined;
     waiter.resolve({ done: true, value: undefined });
   }
@@ -215,8 +217,9 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
     this.fail(this.signal.reason instanceof ConnectError ? this.signal.reason : new ConnectError("aborted", Code.Canceled));
   };
 
-  private fail(err: ConnectError): void {
-    if (this.failure) return;
+  private fail(err: unknown): void {
+    if (this.failed) return;
+    this.failed = true;
     this.failure = err;
     const waiter = this.waiter;
     this.waiter = undefined;

@@ -19,7 +19,7 @@ export interface GrpcReadOptions extends GrpcRouteOptions<ReadRequest> {
 }
 
 export function grpcReadRoute(options: GrpcReadOptions): GrpcRoute {
-  return grpcRoute(PATH, async (req, call) => {
+  return grpcRoute(PATH, options.log, async (req, call) => {
     const { request, release } = await admittedRequest(req, call, ReadRequestSchema, options);
     try {
       await call.send(readResponseParts(await options.read(request)));

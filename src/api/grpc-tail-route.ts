@@ -20,7 +20,7 @@ export interface GrpcTailOptions extends GrpcRouteOptions<TailRequest> {
 }
 
 export function grpcTailRoute(options: GrpcTailOptions): GrpcRoute {
-  return grpcRoute(PATH, async (req, call) => {
+  return grpcRoute(PATH, options.log, async (req, call) => {
     const { request, release } = await admittedRequest(req, call, TailRequestSchema, options);
     try {
       for await (const read of options.tail(request, call.signal)) await call.send(tailResponseParts(read));

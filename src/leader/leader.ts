@@ -236,6 +236,7 @@ export async function startLeader(
   // Push, Tail and Read over plain gRPC (workers, the CLI) skip connect-node's per-message stages
   // and copies; every other call, and these over Connect or gRPC-Web, go through it. The routes never
   // compress: with response compression configured, connect-node serves everything.
+  const routeOptions = { maxMessageBytes: config.limits.max_message_bytes, log };
   const grpcRoutes =
     config.server.compression === "gzip"
       ? []
@@ -243,17 +244,17 @@ export async function startLeader(
           grpcPushRoute({
             push: createPushRpc(serviceDeps),
             admit: (authorization) => admitRpc(access, quota, "Push", authorization),
-            maxMessageBytes: config.limits.max_message_bytes,
+            ...routeOptions,
           }),
           grpcTailRoute({
             tail: createTailRpc(serviceDeps),
             admit: (authorization) => admitRpc(access, quota, "Tail", authorization),
-            maxMessageBytes: config.limits.max_message_bytes,
+            ...routeOptions,
           }),
           grpcReadRoute({
             read: createReadRpc(serviceDeps),
             admit: (authorization) => admitRpc(access, quota, "Read", authorization),
-            maxMessageBytes: config.limits.max_message_bytes,
+            ...routeOptions,
           }),
         ];
   // Counts requests until their response is closed, so shutdown can let every stream send its final status.
