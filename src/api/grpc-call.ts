@@ -157,13 +157,16 @@ export function frameLength(bytes: Buffer, at: number, maxMessageBytes: number):
     throw new ConnectError("protocol error: received a compressed message without grpc-encoding", Code.InvalidArgument);
   }
   const length = bytes.readUInt32BE(at + 1);
-  if (length > maxMessageBytes) {
-    throw new ConnectError(
-      `message size ${length} is larger than limit ${maxMessageBytes} (limits.max_message_bytes)`,
-      Code.ResourceExhausted,
-    );
-  }
+  if (length > maxMessageBytes) throw messageTooLarge(length, maxMessageBytes);
   return length;
+}
+
+/** RESOURCE_EXHAUSTED naming the limit, worded as connect-node's refusal is after toConnectError. */
+function messageTooLarge(bytes: number, maxMessageBytes: number): ConnectError {
+  return new ConnectError(
+    `message size ${bytes} is larger than limit ${maxMessageBytes} (limits.max_message_bytes)`,
+    Code.ResourceExhausted,
+  );
 }
 
 /** The one message of a call with a single request: the whole body, which must be exactly one frame. */
@@ -181,14 +184,7 @@ function readSingleMessage(req: http2.Http2ServerRequest, maxMessageBytes: numbe
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       bytes += chunk.length;
-      if (bytes > maxMessageBytes + FRAME_HEADER_BYTES) {
-        done(
-          new ConnectError(
-            `message size ${bytes} is larger than limit ${maxMessageBytes} (limits.max_message_bytes)`,
-            Code.ResourceExhausted,
-          ),
-        );
-      }
+      if (bytes > maxMessageBytes + FRAME_HEADER_BYTES) done(messageTooLarge(bytes - FRAME_HEADER_BYTES, maxMessageBytes));
     };
     const onEnd = () => {
       const body = Buffer.concat(chunks, bytes);

@@ -79,7 +79,7 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
     private readonly req: http2.Http2ServerRequest,
     private readonly maxMessageBytes: number,
     private readonly signal: AbortSignal,
-    private readonly check: ((message: PushRequest) => Promise<void>) | undefined,
+    private readonly check: ((message: PushRequest) => Promise<unknown>) | undefined,
   ) {
     req.on("data", this.onData);
     req.once("end", this.onEnd);
@@ -102,11 +102,6 @@ class GrpcMessages implements AsyncIterableIterator<PushRequest> {
     return new Promise((resolve, reject) => {
       this.waiter = { resolve, reject };
     });
-  }
-
-  async return(): Promise<IteratorResult<PushRequest>> {
-    this.close();
-    return { done: true, value: undefined };
   }
 
   /** The handler is done (it answered, or gave up): whatever else the client sends is read and dropped. */

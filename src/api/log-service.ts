@@ -68,18 +68,27 @@ function decodePageToken(token: string): Buffer | undefined {
   return key;
 }
 
+/** `fn` with its failures turned into RPC errors (toConnectError), as every handler here answers them. */
+function mappingErrors<A extends unknown[], O>(log: ErrorLogger, fn: (...args: A) => Promise<O>): (...args: A) => Promise<O> {
+  return async (...args) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      throw toConnectError(err, log);
+    }
+  };
+}
+
 /** Push as the LogService serves it, errors mapped; also served by the gRPC route without connect-node (grpc-push-route.ts). */
 export function createPushRpc(deps: LogServiceDeps): (requests: AsyncIterable<PushRequest>, ctx: PushContext) => Promise<PushResponse> {
-  return async (requests, ctx) => {
+  return mappingErrors(deps.log, async (requests: AsyncIterable<PushRequest>, ctx: PushContext) => {
     deps.pushes.enter();
     try {
       return await handlePush(deps, requests, ctx);
-    } catch (err) {
-      throw toConnectError(err, deps.log);
     } finally {
       deps.pushes.leave();
     }
-  };
+  });
 }
 
 /** Tail as the LogService serves it, as log reads with errors mapped; also served by the gRPC route (grpc-tail-route.ts). */
@@ -104,31 +113,19 @@ export function createTailRpc(deps: LogServiceDeps): (req: TailRequest, signal: 
 
 /** Read as the LogService serves it, errors mapped; also served by the gRPC route (grpc-read-route.ts). */
 export function createReadRpc(deps: LogServiceDeps): (req: ReadRequest) => Promise<LogRead> {
-  return async (req) => {
-    try {
-      const run = requireId("run_id", req.runId);
-      const task = requireId("task", req.task);
-      const limit = deps.limits.read_max_bytes;
-      const maxBytes = req.maxBytes === 0 ? limit : Math.min(req.maxBytes, limit);
-      return await deps.reader.read(run, task, offsetOf(req.offset), maxBytes);
-    } catch (err) {
-      throw toConnectError(err, deps.log);
-    }
-  };
+  return mappingErrors(deps.log, async (req: ReadRequest) => {
+    const run = requireId("run_id", req.runId);
+    const task = requireId("task", req.task);
+    const limit = deps.limits.read_max_bytes;
+    const maxBytes = req.maxBytes === 0 ? limit : Math.min(req.maxBytes, limit);
+    return deps.reader.read(run, task, offsetOf(req.offset), maxBytes);
+  });
 }
 
 /** The LogService implementation: validation at the edge, errors mapped in one place. */
 export function createLogService(deps: LogServiceDeps): ServiceImpl<typeof LogService> {
   const fail = (err: unknown) => toConnectError(err, deps.log);
-  const unary =
-    <I, O>(fn: (req: I, ctx: HandlerContext) => Promise<O>) =>
-    async (req: I, ctx: HandlerContext): Promise<O> => {
-      try {
-        return await fn(req, ctx);
-      } catch (err) {
-        throw fail(err);
-      }
-    };
+  const unary = <I, O>(fn: (req: I, ctx: HandlerContext) => Promise<O>) => mappingErrors(deps.log, fn);
 
   const tailRpc = createTailRpc(deps);
   const readRpc = createReadRpc(deps);

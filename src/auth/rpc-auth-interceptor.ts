@@ -63,7 +63,7 @@ export interface StreamAdmission<M> {
   /** Gives back the stream's place under the stream limits. */
   release(): void;
   /** Checks a message's scope before the handler sees it; undefined when the caller is not limited to some runs. */
-  check?: ((message: M) => Promise<void>) | undefined;
+  check?: ((message: M) => Promise<unknown>) | undefined;
 }
 
 /**
@@ -85,15 +85,22 @@ export function admitRpc(
   const kind = COUNTED[name];
   const release = kind === undefined ? () => {} : quota.acquire(kind, principal);
   if (!isScoped(principal)) return { release };
+  return { release, check: streamScopeCheck(access, principal, rule.scope) };
+}
+
+/** Checks a stream's messages in turn; one naming the same run as the last one checked passes without another lookup. */
+function streamScopeCheck(
+  access: AccessControl,
+  principal: Principal,
+  scope: ScopeSource,
+): <M extends ScopedFields>(message: M) => Promise<M> {
   let lastRun: string | undefined;
-  return {
-    release,
-    check: async (message) => {
-      const run = runOf(message);
-      if (run !== undefined && run === lastRun) return;
-      await checkScope(access, principal, rule.scope, message);
-      lastRun = run;
-    },
+  return async (message) => {
+    const run = runOf(message);
+    if (run !== undefined && run === lastRun) return message;
+    const checked = await checkScope(access, principal, scope, message);
+    lastRun = run;
+    return checked;
   };
 }
 
@@ -126,17 +133,9 @@ async function* checkEach<M extends ScopedFields>(
   scope: ScopeSource,
   messages: AsyncIterable<M>,
 ): AsyncGenerator<M> {
-  let lastRun: string | undefined;
-  for await (const message of messages) {
-    // A Push stream repeats its task; one lookup per stream is enough.
-    const run = runOf(message);
-    if (run === undefined || run !== lastRun) {
-      yield await checkScope(access, principal, scope, message);
-      lastRun = run;
-    } else {
-      yield message;
-    }
-  }
+  // A Push stream repeats its task; one lookup per run is enough.
+  const check = streamScopeCheck(access, principal, scope);
+  for await (const message of messages) yield await check(message);
 }
 
 async function* releasing<T>(messages: AsyncIterable<T>, release: Release): AsyncGenerator<T> {
