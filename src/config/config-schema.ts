@@ -56,6 +56,19 @@ export const storageSchema = z
      * (survives power loss; slower).
      */
     durability: z.enum(["wal", "fsync"]).default("wal"),
+    /**
+     * Bytes kept free on the data directory's filesystem: below it new log lines are
+     * refused (RESOURCE_EXHAUSTED) before RocksDB meets a full disk, so what was
+     * acknowledged can always be replayed and a restart always opens; RocksDB's
+     * memtables are sized to a quarter of it. Absent: a tenth of the filesystem,
+     * between 4 and 256 MiB. 0 turns the floor off.
+     */
+    min_free_bytes: z
+      .number()
+      .int()
+      .min(0)
+      .refine((n) => n === 0 || n >= 4 * 1024 * 1024, "must be at least 4194304 (4 MiB), or 0 to turn the floor off")
+      .optional(),
     /** Target size of one stored chunk of JSONL; reads fetch whole chunks. */
     chunk_bytes: z
       .number()

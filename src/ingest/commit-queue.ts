@@ -173,12 +173,15 @@ export class CommitQueue {
       // Chunks only ever go to new offsets, so undoing a group is deleting its chunks and
       // putting back the states the registry holds (what is durable).
       const undo: KvOp[] = ops.map((op) => ({ type: "del", key: op.key }));
+      // What the group adds to the disk, for the free-space floor: its sealed chunks.
+      let newBytes = 0;
+      for (const op of ops) if (op.type === "put") newBytes += op.key.length + op.value.length;
       for (const [key, state] of states) {
         const { run, task } = splitTaskKey(key);
         ops.push(this.store.stateOp(run, task, state));
         undo.push(this.store.restoreStateOp(run, task, this.registry.peek(key)));
       }
-      await this.kv.write(ops, this.options.sync, undo);
+      await this.kv.write(ops, this.options.sync, { undo, newBytes });
     } catch (err) {
       writeError = err;
     }

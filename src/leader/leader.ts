@@ -37,6 +37,7 @@ import { LogReader } from "../read/log-reader.js";
 import { RetentionSweep } from "../runs/retention-sweep.js";
 import { RunDeletion } from "../runs/run-deletion.js";
 import { RunDirectory } from "../runs/run-directory.js";
+import { FreeSpaceFloor, memtableBudgetFor } from "../store/free-space-floor.js";
 import { KvStore } from "../store/kv-store.js";
 import { LogStore } from "../store/log-store.js";
 import { MetaStore } from "../store/meta-store.js";
@@ -72,14 +73,23 @@ export async function startLeader(
   const sync = config.storage.durability === "fsync";
   const metrics = new LeaderMetrics();
 
+  const floor = await FreeSpaceFloor.open(dataDir, { minFreeBytes: config.storage.min_free_bytes, warn: log });
+  if (floor.below) log(`${dataDir}: ${floor.shortage()}; new log lines are refused until space returns`);
+  const storeOptions = { warn: log, floor, memtableBudgetBytes: memtableBudgetFor(floor.minFreeBytes) };
   // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
-  const logKv = await KvStore.open(join(dataDir, "joblogs"), { compression: false, warn: log });
+  let logKv: KvStore;
+  try {
+    logKv = await KvStore.open(join(dataDir, "joblogs"), { ...storeOptions, compression: false });
+  } catch (err) {
+    floor.close();
+    throw err;
+  }
   let metaKv: KvStore;
   let runKeys: Awaited<ReturnType<typeof openRunKeys>>;
   // The key outage callback needs the run directory, which needs the keys first.
   let directoryRef: RunDirectory | undefined;
   try {
-    metaKv = await KvStore.open(join(dataDir, "meta"), { compression: true, warn: log });
+    metaKv = await KvStore.open(join(dataDir, "meta"), { ...storeOptions, compression: true });
     try {
       runKeys = await openRunKeys(config.encryption, dataDir, logKv, {
         onOutageEnded: (run, outage) => directoryRef?.keyOutageEnded(run, outage),
@@ -91,6 +101,7 @@ export async function startLeader(
     }
   } catch (err) {
     await logKv.close();
+    floor.close();
     throw err;
   }
   const sealThread = new ChunkThread("seal thread");
@@ -161,8 +172,8 @@ export async function startLeader(
     ],
   });
   const readinessChecks: ReadinessCheck[] = [
-    { name: "log store", check: async () => storeOpen(logKv) },
-    { name: "meta store", check: async () => storeOpen(metaKv) },
+    { name: "log store", check: async () => storeWrites(logKv, floor) },
+    { name: "meta store", check: async () => storeWrites(metaKv) },
   ];
   if (archive) readinessChecks.push({ name: "archive", check: archive.probe });
   if (runKeys.probe) readinessChecks.push({ name: "kms", check: runKeys.probe });
@@ -286,6 +297,7 @@ export async function startLeader(
     await archive?.stop();
     await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
     runKeys.close();
+    floor.close();
     throw err;
   }
 
@@ -315,6 +327,7 @@ export async function startLeader(
     listener.closeAll();
     await Promise.allSettled([logKv.close(), metaKv.close(), sealThread.close(), openThread.close()]);
     runKeys.close();
+    floor.close();
   };
   return {
     address: listener.address,
@@ -333,6 +346,10 @@ export function splitHostPort(listen: string): [string, number] {
   return [host, Number(listen.slice(at + 1))];
 }
 
-function storeOpen(kv: KvStore): void {
+/** A store is ready while it is open, its writes succeed and (the log store) its disk is above the floor. */
+function storeWrites(kv: KvStore, floor?: FreeSpaceFloor): void {
   if (!kv.isOpen) throw new Error(`${kv.location} is not open`);
+  const fault = kv.writeFault;
+  if (fault !== undefined) throw new Error(`${kv.location}: writes fail (${fault}); nothing is acknowledged until they succeed again`);
+  if (floor?.below) throw new Error(`${kv.location}: ${floor.shortage()}; new log lines are refused until space returns`);
 }

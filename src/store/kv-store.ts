@@ -1,6 +1,7 @@
 import { statfs } from "node:fs/promises";
 import rocksdb from "@nxtedition/rocksdb";
 import { DomainError, unavailable } from "../errors/domain-error.js";
+import type { FreeSpaceFloor } from "./free-space-floor.js";
 
 /**
  * The narrow seam between joblog and its RocksDB binding: binary keys and values,
@@ -34,6 +35,28 @@ export interface KvStoreOptions {
   compression: boolean;
   /** Told when writes start failing for an I/O error and when a reopen has cleared it. */
   warn?: (message: string, err?: unknown) => void;
+  /**
+   * RocksDB's memtable budget (64 MiB when absent): what the store may hold in its
+   * WAL alone, which a reopen must be able to flush (see `memtableBudgetFor`).
+   */
+  memtableBudgetBytes?: number;
+  /**
+   * The room kept free on the store's filesystem: writes of new data (`newBytes`)
+   * are refused below it, and a store whose writes failed for a full disk reopens
+   * once it is free again.
+   */
+  floor?: FreeSpaceFloor;
+}
+
+export interface KvWriteOptions {
+  /** Ops that put back what `ops` change; see `write`. */
+  undo?: KvOp[];
+  /**
+   * Bytes of new data the write adds (log lines): refused while they would take the
+   * filesystem below the floor. Writes without (metadata, bookkeeping that lets the
+   * archive drop buffers) go on: they are small, and some of them are what frees space.
+   */
+  newBytes?: number;
 }
 
 /** The binding reports every open failure as "Database is not open"; the reason is in its cause. */
@@ -65,12 +88,14 @@ const BUFFERS = { keyEncoding: "buffer", valueEncoding: "buffer" } as const;
  * SstFileManager polls the free space every 5 s, flushes and resumes after a failed
  * flush), but never from a failed WAL append alone. So a faulted store retries a
  * small write at most every `RETRY_INTERVAL_MS`, which succeeds once RocksDB has
- * resumed; while it fails and the filesystem has had `REOPEN_MIN_FREE_BYTES` free
- * (well above the write buffer RocksDB itself waits for) for `REOPEN_AFTER_MS`, the
- * store closes and reopens the database, which clears the error.
+ * resumed; while it fails and the filesystem has had its floor free (without one,
+ * `REOPEN_MIN_FREE_BYTES`) for `REOPEN_AFTER_MS`, the store closes and reopens the
+ * database, which clears the error. The floor is above what a reopen needs (the
+ * memtable budget follows it), so once it is free the reopen succeeds.
  */
 const RETRY_INTERVAL_MS = 500;
 const REOPEN_AFTER_MS = 1_000;
+/** Without a floor: well above the 64 MiB memtable budget RocksDB waits for. */
 const REOPEN_MIN_FREE_BYTES = 64 * 1024 * 1024;
 const CLOSE_WARN_MS = 30_000;
 
@@ -96,7 +121,7 @@ function openOptionsOf(options: KvStoreOptions) {
     // Level compaction with a 64 MiB memtable budget (16 MiB memtables) instead of RocksDB's
     // 64 MiB default memtable: logs stream through, and the leader's memory should not grow with them.
     compaction: "level",
-    memtableMemoryBudget: 64 * 1024 * 1024,
+    memtableMemoryBudget: options.memtableBudgetBytes ?? 64 * 1024 * 1024,
     ...BUFFERS,
   } as const;
 }
@@ -117,13 +142,15 @@ export class StoreWriteError extends DomainError {
   override name = "StoreWriteError";
 }
 
+function diskFullError(location: string, detail?: string): StoreWriteError {
+  return new StoreWriteError(
+    "resource_exhausted",
+    `the leader's disk is full (${location}${detail ? `: ${detail}` : ""}); nothing more is acknowledged until space returns, what was acknowledged is stored`,
+  );
+}
+
 function writeFaultError(location: string, err: Error): StoreWriteError {
-  if (/No space left|ENOSPC/i.test(err.message)) {
-    return new StoreWriteError(
-      "resource_exhausted",
-      `the leader's disk is full (${location}); nothing more is acknowledged until space returns, what was acknowledged is stored`,
-    );
-  }
+  if (/No space left|ENOSPC/i.test(err.message)) return diskFullError(location);
   return new StoreWriteError("unavailable", `the leader's store cannot write (${err.message}); nothing more is acknowledged until it can`);
 }
 
@@ -219,8 +246,13 @@ export class KvStore {
    * batch may be whole in the WAL and reappear when it is replayed; the undo is the
    * first write once the store writes again, so what callers cached as durable stays true.
    */
-  async write(ops: KvOp[], sync: boolean, undo: KvOp[] = []): Promise<void> {
+  async write(ops: KvOp[], sync: boolean, options: KvWriteOptions = {}): Promise<void> {
     if (ops.length === 0) return;
+    const { undo = [], newBytes = 0 } = options;
+    if (newBytes > 0 && this.options.floor) {
+      const shortage = await this.options.floor.admit(newBytes);
+      if (shortage !== undefined) throw diskFullError(this.location, shortage);
+    }
     if (this.fault) await this.recover();
     try {
       await this.writeBatch(this.db, ops, sync);
@@ -281,7 +313,7 @@ export class KvStore {
       if (isIoError(err)) fault.error = err;
     }
     const fs = await statfs(this.location).catch(() => undefined);
-    if (fs && fs.bavail * fs.bsize < REOPEN_MIN_FREE_BYTES) {
+    if (fs && fs.bavail * fs.bsize < this.reopenFreeBytes) {
       fault.roomSince = undefined;
       throw refuse();
     }
@@ -390,6 +422,18 @@ export class KvStore {
     const entries: Array<[Buffer, Buffer]> = [];
     for (let i = 0; i + 1 < rows.length; i += 2) entries.push([rows[i] as Buffer, rows[i + 1] as Buffer]);
     return entries;
+  }
+
+  /** Free bytes a reopen after a write fault waits for. */
+  private get reopenFreeBytes(): number {
+    const floor = this.options.floor?.minFreeBytes ?? 0;
+    if (floor === 0) return REOPEN_MIN_FREE_BYTES;
+    return Math.max(floor, 2 * (this.options.memtableBudgetBytes ?? 0));
+  }
+
+  /** Why writes fail now, when they do: the last I/O error, until a write succeeds again. */
+  get writeFault(): string | undefined {
+    return this.fault?.error.message;
   }
 
   get isOpen(): boolean {

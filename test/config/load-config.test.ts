@@ -181,3 +181,15 @@ describe("loadConfig", () => {
     expect(err.message).toContain("ENOENT");
   });
 });
+
+describe("storage.min_free_bytes", () => {
+  test("absent means automatic; 0 turns the floor off; a floor under 4 MiB is refused naming the key", async () => {
+    expect(loadConfig({ file: emptyFile, env: {} }).storage.min_free_bytes).toBeUndefined();
+    const off = await configFile("floor-off.yaml", "storage:\n  min_free_bytes: 0\n");
+    expect(loadConfig({ file: off, env: {} }).storage.min_free_bytes).toBe(0);
+    const set = await configFile("floor-set.yaml", "storage:\n  min_free_bytes: 104857600\n");
+    expect(loadConfig({ file: set, env: {} }).storage.min_free_bytes).toBe(100 * 1024 * 1024);
+    const tiny = await configFile("floor-tiny.yaml", "storage:\n  min_free_bytes: 1048576\n");
+    expect(configError({ file: tiny, env: {} }).message).toMatch(/storage\.min_free_bytes.*at least 4194304 \(4 MiB\), or 0/);
+  });
+});
