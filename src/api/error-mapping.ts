@@ -5,6 +5,7 @@ import { DomainError, type DomainErrorKind } from "../errors/domain-error.js";
 const CODES: Record<DomainErrorKind, Code> = {
   invalid_argument: Code.InvalidArgument,
   not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   permission_denied: Code.PermissionDenied,
   resource_exhausted: Code.ResourceExhausted,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { identifierProblem } from "../ids/identifiers.js";
 
 /**
  * The one source of truth for joblog's configuration: keys, types, defaults and
@@ -390,10 +391,21 @@ function checkS3Fields(
   }
 }
 
+/** A workspace, under the identifier rules every run's workspace follows. */
+const workspaceId = z.string().superRefine((value, ctx) => {
+  const problem = identifierProblem("workspace", value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
 export const logStorageSchema = z
   .strictObject({
-    /** Where a previous system left plain-text logs, `{local_dir}/{run_id}.log`; read as a fallback. */
+    /** Where a previous system left plain-text logs, `{local_dir}/{run_id}.log`; read as the run log `_run` of run ids joblog does not know. */
     local_dir: z.string().min(1).optional(),
+    /**
+     * The workspace legacy logs count as in for scope checks. Absent: they are in none, so only
+     * tokens not limited to workspaces read them.
+     */
+    legacy_workspace: workspaceId.optional(),
     /** The archive. Absent (the default): RocksDB keeps every log forever. Wins over `s3`. */
     archive: archiveSchema.optional(),
     /** Legacy form of an S3 archive, still accepted. */
@@ -409,6 +421,11 @@ export const logStorageSchema = z
     retry_max_ms: positiveInt().default(5_000),
     /** One archive request (a part upload, a ranged read) fails after this long. */
     request_timeout_ms: positiveInt().default(30_000),
+  })
+  .superRefine((l, ctx) => {
+    if (l.legacy_workspace !== undefined && l.local_dir === undefined) {
+      ctx.addIssue({ code: "custom", path: ["legacy_workspace"], message: "only used with local_dir" });
+    }
   })
   .prefault({});
 

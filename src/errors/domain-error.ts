@@ -6,6 +6,7 @@
 export type DomainErrorKind =
   | "invalid_argument"
   | "not_found"
+  | "already_exists"
   | "failed_precondition"
   | "permission_denied"
   | "resource_exhausted"
@@ -24,6 +25,7 @@ export class DomainError extends Error {
 
 export const invalidArgument = (message: string) => new DomainError("invalid_argument", message);
 export const notFound = (message: string) => new DomainError("not_found", message);
+export const alreadyExists = (message: string) => new DomainError("already_exists", message);
 export const failedPrecondition = (message: string) => new DomainError("failed_precondition", message);
 export const permissionDenied = (message: string) => new DomainError("permission_denied", message);
 export const resourceExhausted = (message: string) => new DomainError("resource_exhausted", message);

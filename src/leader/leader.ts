@@ -131,11 +131,14 @@ export async function startLeader(
     warn: log,
   });
   sizeCap = new TaskSizeCap({ store: logStore, registry, queue, maxTaskBytes: config.retention.max_task_bytes, log });
+  const legacy =
+    config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
   const directory = new RunDirectory(meta, registry, queue, {
     sync,
     idleTimeoutMs: config.runs.idle_timeout_seconds * 1000,
     warn: log,
     createRunKey: (run, workspace) => runKeys.keys.createRunKey(run, workspace),
+    ...(legacy && { runIdTaken: (run: string) => legacy.has(run) }),
   });
   directoryRef = directory;
   await directory.start();
@@ -152,8 +155,6 @@ export async function startLeader(
     trimDue: (state) => sizeCap?.trimDue(state) === true,
   });
   await archive?.start();
-  const legacy =
-    config.log_storage.local_dir === undefined ? undefined : new LegacyLogs(config.log_storage.local_dir, config.limits.max_line_bytes);
   const reader = new LogReader(registry, logStore, directory, hub, { legacy, archive: archive?.tier });
 
   const deletion = new RunDeletion({ directory, meta, store: logStore, registry, keys: runKeys.keys, archive, sync, log });
@@ -192,7 +193,13 @@ export async function startLeader(
     metrics,
   };
   const service = createLogService(serviceDeps);
-  const access = new AccessControl(config.auth.tokens, async (runId) => (await meta.getRun(runId))?.workspace);
+  const legacyWorkspace = config.log_storage.legacy_workspace;
+  const access = new AccessControl(config.auth.tokens, async (runId) => {
+    const run = await meta.getRun(runId);
+    if (run) return run.workspace;
+    // A legacy log is in no workspace (outside every scope) unless the operator maps legacy logs to one.
+    return legacyWorkspace !== undefined && (await legacy?.has(runId)) ? legacyWorkspace : undefined;
+  });
   const quota = new StreamQuota(config.limits);
   const handler = connectNodeAdapter({
     interceptors: [createRpcAuthInterceptor(access, quota)],

@@ -1,5 +1,6 @@
 import type { ArchiveTier } from "../archive/archive-tier.js";
 import { invalidArgument, notFound } from "../errors/domain-error.js";
+import { RUN_LOG_TASK } from "../ids/identifiers.js";
 import { type TaskKey, type TaskRegistry, taskKey } from "../ingest/task-registry.js";
 import type { RunDirectory } from "../runs/run-directory.js";
 import type { LogSlice, LogStore } from "../store/log-store.js";
@@ -36,10 +37,10 @@ export interface ReadTiers {
 
 /**
  * Reads task logs at an offset, from whichever tier holds them — in order, the
- * RocksDB buffer (the hub's cache of recent bytes first), a legacy plain-text log,
- * the archive — with the same answer whichever it is. A log the leader's store
- * knows is never shadowed by a legacy file: once archived, its state sends reads
- * to the archive.
+ * RocksDB buffer (the hub's cache of recent bytes first), a legacy plain-text log
+ * (as task `_run` of a run id joblog does not know), the archive — with the same
+ * answer whichever it is. A run joblog knows is never shadowed by a legacy file:
+ * once archived, its state sends reads to the archive.
  */
 export class LogReader {
   constructor(
@@ -55,12 +56,22 @@ export class LogReader {
     const key = taskKey(run, task);
     const state = await this.registry.load(key);
     if (state) return { key, run, task, state, tier: state.archived ? "archive" : "buffer" };
-    const legacy = await this.tiers.legacy?.state(run, task);
-    if (legacy) return { key, run, task, state: legacy, tier: "legacy" };
-    const archived = await this.tiers.archive?.state(run, task);
+    const { legacy, archive } = this.tiers;
+    let known: boolean | undefined;
+    // A legacy file is only ever a run log, and only of a run id joblog does not know: a run of the
+    // same id (created before the file appeared; new ones are refused) shadows it for good.
+    if (legacy && task === RUN_LOG_TASK) {
+      known = await this.directory.hasRun(run);
+      const legacyState = known ? undefined : await legacy.state(run);
+      if (legacyState) return { key, run, task, state: legacyState, tier: "legacy" };
+    }
+    const archived = await archive?.state(run, task);
     if (archived) return { key, run, task, state: archived, tier: "archive" };
-    if (!(await this.directory.hasRun(run))) throw notFound(`run ${run} not found`);
-    throw notFound(`task ${task} not found in run ${run}`);
+    if (known ?? (await this.directory.hasRun(run))) throw notFound(`task ${task} not found in run ${run}`);
+    if (legacy && (await legacy.has(run))) {
+      throw notFound(`task ${task} not found in run ${run}: a legacy log holds only the run log, task ${RUN_LOG_TASK}`);
+    }
+    throw notFound(`run ${run} not found`);
   }
 
   /** The state the registry holds for a found log now, without a read; undefined when it must be loaded (state()). */
@@ -98,7 +109,7 @@ export class LogReader {
 
   private async slice(found: FoundLog, offset: number, maxBytes: number): Promise<LogSlice> {
     const { key, run, task, state } = found;
-    if (found.tier === "legacy" && this.tiers.legacy) return this.tiers.legacy.read(run, task, offset, state.length, maxBytes);
+    if (found.tier === "legacy" && this.tiers.legacy) return this.tiers.legacy.read(run, offset, state.length, maxBytes);
     const cached = this.hub.cached(key, offset, maxBytes);
     if (cached) return { offset, data: cached };
     if (!state.archived) {

@@ -1,4 +1,4 @@
-import { failedPrecondition, notFound, permissionDenied } from "../errors/domain-error.js";
+import { alreadyExists, failedPrecondition, notFound, permissionDenied } from "../errors/domain-error.js";
 import { RUN_LOG_TASK, SERVER_EVENTS_TASK } from "../ids/identifiers.js";
 import type { CommitQueue } from "../ingest/commit-queue.js";
 import { appendLeaderRecords, completeLog, createLog, type LogProgress, progressOf } from "../ingest/log-jobs.js";
@@ -43,6 +43,12 @@ export interface RunDirectoryOptions {
   warn?: (message: string, err: unknown) => void;
   /** Gives a new run its data key; called before the run is stored anywhere. */
   createRunKey?: (runId: string, workspace: string) => Promise<void>;
+  /**
+   * Whether a new run may not take this id because a legacy log has it
+   * (`{log_storage.local_dir}/{run_id}.log`): such a run would inherit the log's
+   * reads and its scope. Runs that already exist are not asked about.
+   */
+  runIdTaken?: (runId: string) => Promise<boolean>;
 }
 
 const MAX_PENDING_EVENTS = 10_000;
@@ -334,6 +340,9 @@ export class RunDirectory {
       if (cached) return cached;
       // Known to the store but not in memory: a completed run (handled above) or a race with start().
       return this.loadOpenRun(record);
+    }
+    if (await this.options.runIdTaken?.(ref.runId)) {
+      throw alreadyExists(`run id ${ref.runId} is taken by a legacy log (log_storage.local_dir); choose another run id`);
     }
     const workspace = ref.workspace || DEFAULT_NAME;
     await this.options.createRunKey?.(ref.runId, workspace);

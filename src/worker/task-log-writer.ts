@@ -100,8 +100,14 @@ export class TaskLogRefusedError extends Error {
   }
 }
 
-// Retrying these cannot succeed: the request itself is wrong or not allowed.
-const PERMANENT = new Set<status>([status.INVALID_ARGUMENT, status.UNAUTHENTICATED, status.PERMISSION_DENIED, status.FAILED_PRECONDITION]);
+// Retrying these cannot succeed: the request itself is wrong or not allowed (ALREADY_EXISTS: the run id is taken).
+const PERMANENT = new Set<status>([
+  status.INVALID_ARGUMENT,
+  status.UNAUTHENTICATED,
+  status.PERMISSION_DENIED,
+  status.FAILED_PRECONDITION,
+  status.ALREADY_EXISTS,
+]);
 
 /**
  * Streams one task's output to the leader. Every line gets its sequence number

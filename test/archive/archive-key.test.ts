@@ -62,7 +62,7 @@ describe("local backend paths", () => {
 
   test("legacy logs refuse run ids that would leave local_dir", async () => {
     const legacy = new LegacyLogs(dir, 1024);
-    await expect(legacy.state("../x", "t")).rejects.toThrow("unsafe run id");
-    await expect(legacy.state("a/b", "t")).rejects.toThrow("unsafe run id");
+    await expect(legacy.state("../x")).rejects.toThrow("unsafe run id");
+    await expect(legacy.state("a/b")).rejects.toThrow("unsafe run id");
   });
 });

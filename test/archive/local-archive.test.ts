@@ -91,7 +91,7 @@ describe("local archive", () => {
 });
 
 describe("legacy plain-text logs", () => {
-  test("{local_dir}/{run_id}.log reads as stdout records of the task asked for, by Read and by Tail", async () => {
+  test("{local_dir}/{run_id}.log reads as stdout records of the run log _run, by Read and by Tail; no other task", async () => {
     const legacyDir = join(dir, "legacy");
     await rm(legacyDir, { recursive: true, force: true });
     await mkdir(legacyDir, { recursive: true });
@@ -101,16 +101,17 @@ describe("legacy plain-text logs", () => {
     await utimes(path, mtime, mtime);
 
     const expected = ["first line", 'second "quoted"', "", "last without newline"]
-      .map((line) => expectedRecord(mtime.getTime(), "stdout", "deploy", line))
+      .map((line) => expectedRecord(mtime.getTime(), "stdout", "_run", line))
       .join("");
-    const all = await readAll(g.client, "old-run-7", "deploy");
+    const all = await readAll(g.client, "old-run-7", "_run");
     expect(all).toEqual({ text: expected, length: Buffer.byteLength(expected), complete: true });
-    expect(await tailToEnd(g.client.tail({ runId: "old-run-7", task: "deploy" }))).toBe(expected);
+    expect(await tailToEnd(g.client.tail({ runId: "old-run-7", task: "_run" }))).toBe(expected);
 
-    const second = Buffer.byteLength(expectedRecord(mtime.getTime(), "stdout", "deploy", "first line"));
-    const r = await g.client.read({ runId: "old-run-7", task: "deploy", offset: BigInt(second - 3), maxBytes: 1 });
+    const second = Buffer.byteLength(expectedRecord(mtime.getTime(), "stdout", "_run", "first line"));
+    const r = await g.client.read({ runId: "old-run-7", task: "_run", offset: BigInt(second - 3), maxBytes: 1 });
     expect(Number(r.offset)).toBe(second);
-    expect(Buffer.from(r.data).toString()).toBe(expectedRecord(mtime.getTime(), "stdout", "deploy", 'second "quoted"'));
-    await expectConnectError(g.client.read({ runId: "no-such-run", task: "deploy" }), Code.NotFound, "no-such-run");
+    expect(Buffer.from(r.data).toString()).toBe(expectedRecord(mtime.getTime(), "stdout", "_run", 'second "quoted"'));
+    await expectConnectError(g.client.read({ runId: "old-run-7", task: "deploy" }), Code.NotFound, "task deploy", "old-run-7", "_run");
+    await expectConnectError(g.client.read({ runId: "no-such-run", task: "_run" }), Code.NotFound, "run no-such-run not found");
   });
 });

@@ -64,6 +64,12 @@ describe("log_storage", () => {
     });
   });
 
+  test("legacy_workspace names the workspace legacy logs count as in; absent, they are in none", async () => {
+    expect((await load("log_storage:\n  local_dir: /old\n")).log_storage.legacy_workspace).toBeUndefined();
+    const config = await load("log_storage:\n  local_dir: /old\n  legacy_workspace: ws-old\n");
+    expect(config.log_storage.legacy_workspace).toBe("ws-old");
+  });
+
   test.each([
     ["log_storage:\n  archive:\n    type: s3\n", "log_storage.archive.bucket: required when type is s3"],
     ["log_storage:\n  archive:\n    type: local\n", "log_storage.archive.path: required when type is local"],
@@ -75,6 +81,10 @@ describe("log_storage", () => {
     ["log_storage:\n  s3:\n    bucket: abc\n    access_key_id: A\n", "log_storage.s3.secret_access_key"],
     ["log_storage:\n  flush_interval_ms: 5\n", "log_storage.flush_interval_ms"],
     ["log_storage:\n  archive:\n    type: local\n    path: /a\n    colour: red\n", "log_storage.archive.colour: unknown key"],
+    ["log_storage:\n  local_dir: /old\n  legacy_workspace: ../up\n", 'log_storage.legacy_workspace: workspace "../up" contains ".."'],
+    ["log_storage:\n  local_dir: /old\n  legacy_workspace: a/b\n", "log_storage.legacy_workspace: workspace"],
+    ["log_storage:\n  local_dir: /old\n  legacy_workspace: ''\n", "log_storage.legacy_workspace: workspace is empty"],
+    ["log_storage:\n  legacy_workspace: ws-old\n", "log_storage.legacy_workspace: only used with local_dir"],
   ])("refuses %j naming the key", async (yaml, message) => {
     await expect(load(yaml)).rejects.toThrow(message);
   });
