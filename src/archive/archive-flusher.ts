@@ -181,8 +181,14 @@ export class ArchiveFlusher {
    */
   private async uploadNewBytes(archived: ArchivedRun): Promise<ArchivedTaskLog[] | undefined> {
     const runId = archived.runId;
-    const names = [...(await this.o.meta.listTasks(runId)).map((t) => t.name), RUN_LOG_TASK, SERVER_EVENTS_TASK];
-    let complete = true;
+    // The run's completion is read before its task list: no task opens after the run completes, so a
+    // list read after it is final. Read the other way round, a pass that began before a task opened
+    // and saw the run complete by the time it reached the run log wrote the run's object without it.
+    const runComplete = (await this.o.registry.load(taskKey(runId, RUN_LOG_TASK)))?.completion !== undefined;
+    const records = await this.o.meta.listTasks(runId);
+    const openedAt = new Map(records.map((t) => [t.name, t.openedAt]));
+    const names = [...records.map((t) => t.name), RUN_LOG_TASK, SERVER_EVENTS_TASK];
+    let complete = runComplete;
     const states: Array<[string, TaskLogState]> = [];
     for (const task of names) {
       const state = await this.o.registry.load(taskKey(runId, task));
@@ -216,7 +222,10 @@ export class ArchiveFlusher {
     }
     if (!complete) return undefined;
     const logs: ArchivedTaskLog[] = [];
-    for (const [task, state] of states) logs.push({ task, state, segments: await this.o.ledger.segments(runId, task) });
+    for (const [task, state] of states) {
+      const opened = openedAt.get(task);
+      logs.push({ task, state, ...(opened !== undefined && { openedAt: opened }), segments: await this.o.ledger.segments(runId, task) });
+    }
     return logs;
   }
 

@@ -9,6 +9,7 @@ import type { ArchiveBackend } from "./archive-backend.js";
 import { deleteArchivedRun } from "./archive-deletion.js";
 import { ArchiveFlusher } from "./archive-flusher.js";
 import { ArchiveLedger } from "./archive-ledger.js";
+import { reindexArchive } from "./archive-reindex.js";
 import { type ArchiveTarget, archiveTarget } from "./archive-settings.js";
 import { ArchiveTier } from "./archive-tier.js";
 import { LazyS3Backend } from "./lazy-s3-backend.js";
@@ -40,6 +41,8 @@ export interface Archive {
   deleteRun(run: RunRecord): Promise<number>;
   /** Ends flushing (requests in flight are aborted; the ledger keeps what was verified). */
   stop(): Promise<void>;
+  /** Settles once the start's reindex of the archive (runs this leader's store does not know) has ended. */
+  readonly reindexed: Promise<void>;
 }
 
 /** Builds the archive configured under `log_storage`, or undefined when there is none. */
@@ -65,15 +68,39 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
     ...(deps.trimDue ? { trimDue: deps.trimDue } : {}),
   });
   const tier = new ArchiveTier(backend, ledger, deps.meta, target.prefix, deps.log);
+  let reindexed: Promise<void> = Promise.resolve();
   return {
     tier,
     flusher,
     probe: (signal) => backend.probe(signal),
     deleteRun: (run) => deleteArchivedRun({ backend, ledger, tier, prefix: target.prefix }, run),
     committed: (states) => flusher.committed(states),
-    start: () => flusher.start(),
+    async start() {
+      await flusher.start();
+      // In the background: a leader serves what it knows at once, archived runs it does not know as they are adopted.
+      const started = Date.now();
+      reindexed = reindexArchive(
+        { backend, prefix: target.prefix, ledger, meta: deps.meta, store: deps.store, logKv: deps.logKv, sync: deps.sync, log: deps.log },
+        abort.signal,
+      ).then(
+        (report) => {
+          if (report.adopted > 0 || report.skipped > 0) {
+            deps.log(
+              `archive reindex: ${report.adopted} runs adopted from ${backend.description} (${report.indexes} run indexes, ${report.skipped} skipped) in ${Date.now() - started} ms`,
+            );
+          }
+        },
+        (err: unknown) => {
+          if (!abort.signal.aborted) deps.log(`archive reindex of ${backend.description} failed; it runs again at the next start`, err);
+        },
+      );
+    },
+    get reindexed() {
+      return reindexed;
+    },
     async stop() {
       abort.abort();
+      await reindexed;
       await flusher.stop();
       backend.close();
     },

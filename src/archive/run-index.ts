@@ -23,6 +23,13 @@ export interface IndexedTask {
   length: number;
   records: number;
   startedAt: number;
+  /**
+   * The task's last stored sequence number and when it was opened: what a leader
+   * rebuilding the run from the archive (archive-reindex.ts) needs beyond the rest.
+   * Absent in indexes written before they were added (read as 0 and `startedAt`).
+   */
+  seq?: number;
+  openedAt?: number;
   completion?: TaskCompletionState;
   /** Where the archived log begins when the per-task size cap dropped its start (absent: 0). */
   retainedFrom?: number;

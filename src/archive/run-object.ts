@@ -12,6 +12,8 @@ import { encodeRunIndex, type IndexedTask, membersOf, type RunIndex } from "./ru
 export interface ArchivedTaskLog {
   task: string;
   state: TaskLogState;
+  /** When the task was opened (absent for the run log and server events). */
+  openedAt?: number;
   /** Its verified segments, in offset order, covering [0, state.length). */
   segments: Segment[];
 }
@@ -70,6 +72,8 @@ export async function writeRunObject(backend: ArchiveBackend, base: string, run:
       length: log.state.length,
       records: log.state.records,
       startedAt: log.state.startedAt,
+      seq: log.state.seq,
+      ...(log.openedAt !== undefined && { openedAt: log.openedAt }),
       ...(log.state.completion && { completion: log.state.completion }),
       ...(keptFrom > 0 && { retainedFrom: keptFrom }),
       gzStart: start,
