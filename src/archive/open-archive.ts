@@ -41,8 +41,6 @@ export interface Archive {
   deleteRun(run: RunRecord): Promise<number>;
   /** Ends flushing (requests in flight are aborted; the ledger keeps what was verified). */
   stop(): Promise<void>;
-  /** Settles once the start's reindex of the archive (runs this leader's store does not know) has ended. */
-  readonly reindexed: Promise<void>;
 }
 
 /** Builds the archive configured under `log_storage`, or undefined when there is none. */
@@ -94,9 +92,6 @@ export function openArchive(config: LogStorageConfig, deps: ArchiveDeps): Archiv
           if (!abort.signal.aborted) deps.log(`archive reindex of ${backend.description} failed; it runs again at the next start`, err);
         },
       );
-    },
-    get reindexed() {
-      return reindexed;
     },
     async stop() {
       abort.abort();

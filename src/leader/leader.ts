@@ -74,7 +74,7 @@ export async function startLeader(
   const metrics = new LeaderMetrics();
 
   const floor = await FreeSpaceFloor.open(dataDir, { minFreeBytes: config.storage.min_free_bytes, warn: log });
-  if (floor.below) log(`${dataDir}: ${floor.shortage()}; new log lines are refused until space returns`);
+  if (floor.below) log(floor.refusal());
   const storeOptions = { warn: log, floor, memtableBudgetBytes: memtableBudgetFor(floor.minFreeBytes) };
   // Chunks arrive compressed and encrypted: RocksDB compression would only burn CPU on them.
   let logKv: KvStore;
@@ -358,5 +358,5 @@ function storeWrites(kv: KvStore, floor?: FreeSpaceFloor): void {
   if (!kv.isOpen) throw new Error(`${kv.location} is not open`);
   const fault = kv.writeFault;
   if (fault !== undefined) throw new Error(`${kv.location}: writes fail (${fault}); nothing is acknowledged until they succeed again`);
-  if (floor?.below) throw new Error(`${kv.location}: ${floor.shortage()}; new log lines are refused until space returns`);
+  if (floor?.below) throw new Error(floor.refusal(kv.location));
 }

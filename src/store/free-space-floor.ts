@@ -105,10 +105,6 @@ export class FreeSpaceFloor {
     return Math.max(0, this.last.free - this.admitted);
   }
 
-  get totalBytes(): number {
-    return this.last.total;
-  }
-
   /** Whether the last reading is under the floor (what readiness reports). */
   get below(): boolean {
     return this.freeBytes < this.options.minFreeBytes;
@@ -119,9 +115,14 @@ export class FreeSpaceFloor {
    * space and the floor. Near the floor it reads the free space again first.
    */
   async admit(bytes: number): Promise<string | undefined> {
-    if (this.fits(bytes)) return undefined;
+    if (this.tryAdmit(bytes)) return undefined;
     if (Date.now() - this.lastAt >= this.options.retryMs) await this.refresh().catch(() => undefined);
-    return this.fits(bytes) ? undefined : this.shortage();
+    return this.tryAdmit(bytes) ? undefined : this.shortage();
+  }
+
+  /** `where`: the shortage and what the leader does about it, for logs and readiness. */
+  refusal(where = this.path): string {
+    return `${where}: ${this.shortage()}; new log lines are refused until space returns`;
   }
 
   /** "3.2 MiB free, below storage.min_free_bytes (6.4 MiB)". */
@@ -129,7 +130,8 @@ export class FreeSpaceFloor {
     return `${describeBytes(this.freeBytes)} free on its filesystem, below storage.min_free_bytes (${describeBytes(this.options.minFreeBytes)})`;
   }
 
-  private fits(bytes: number): boolean {
+  /** Admits `bytes` when the last reading has room for them, without reading again: the path of every group commit. */
+  tryAdmit(bytes: number): boolean {
     if (this.options.minFreeBytes === 0 || this.last.free - this.admitted - bytes >= this.options.minFreeBytes) {
       this.admitted += bytes;
       return true;
@@ -149,7 +151,7 @@ export class FreeSpaceFloor {
           this.wasBelow = this.below;
           this.options.warn?.(
             this.below
-              ? `${this.path}: ${this.shortage()}; new log lines are refused until space returns`
+              ? this.refusal()
               : `${this.path}: ${describeBytes(this.freeBytes)} free again, above storage.min_free_bytes; new log lines are taken again`,
           );
         }

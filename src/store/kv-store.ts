@@ -1,7 +1,6 @@
-import { statfs } from "node:fs/promises";
 import rocksdb from "@nxtedition/rocksdb";
 import { DomainError, unavailable } from "../errors/domain-error.js";
-import type { FreeSpaceFloor } from "./free-space-floor.js";
+import { type FreeSpaceFloor, freeSpaceOf } from "./free-space-floor.js";
 
 /**
  * The narrow seam between joblog and its RocksDB binding: binary keys and values,
@@ -249,8 +248,9 @@ export class KvStore {
   async write(ops: KvOp[], sync: boolean, options: KvWriteOptions = {}): Promise<void> {
     if (ops.length === 0) return;
     const { undo = [], newBytes = 0 } = options;
-    if (newBytes > 0 && this.options.floor) {
-      const shortage = await this.options.floor.admit(newBytes);
+    const floor = this.options.floor;
+    if (newBytes > 0 && floor && !floor.tryAdmit(newBytes)) {
+      const shortage = await floor.admit(newBytes);
       if (shortage !== undefined) throw diskFullError(this.location, shortage);
     }
     if (this.fault) await this.recover();
@@ -312,8 +312,8 @@ export class KvStore {
       if (!isIoError(err) && this.isOpen) throw err;
       if (isIoError(err)) fault.error = err;
     }
-    const fs = await statfs(this.location).catch(() => undefined);
-    if (fs && fs.bavail * fs.bsize < this.reopenFreeBytes) {
+    const free = await this.freeBytes();
+    if (free !== undefined && free < this.reopenFreeBytes) {
       fault.roomSince = undefined;
       throw refuse();
     }
@@ -422,6 +422,18 @@ export class KvStore {
     const entries: Array<[Buffer, Buffer]> = [];
     for (let i = 0; i + 1 < rows.length; i += 2) entries.push([rows[i] as Buffer, rows[i + 1] as Buffer]);
     return entries;
+  }
+
+  /** The free space of the store's filesystem: the floor's reading when there is one, so one source says it. */
+  private async freeBytes(): Promise<number | undefined> {
+    const floor = this.options.floor;
+    try {
+      if (!floor) return (await freeSpaceOf(this.location)).free;
+      await floor.refresh();
+      return floor.freeBytes;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Free bytes a reopen after a write fault waits for. */
